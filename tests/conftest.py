@@ -1,0 +1,36 @@
+"""Shared fixtures: small ONNX models written to a temporary folder once per session."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tvm_prune.testing import models
+
+REPO = Path(__file__).resolve().parents[1]
+DIGITS = REPO / "examples" / "digits"
+
+
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("models")
+
+
+@pytest.fixture(scope="session")
+def conv_model(model_dir) -> Path:
+    return models.save(models.conv_bn_relu(), model_dir / "conv_bn_relu.onnx")
+
+
+@pytest.fixture(scope="session")
+def matmul_model(model_dir) -> Path:
+    return models.save(models.matmul_relu(), model_dir / "matmul_relu.onnx")
+
+
+@pytest.fixture(scope="session")
+def matmul_package(matmul_model, tmp_path_factory):
+    """``matmul_model`` compiled for the host once; tests must not modify the file."""
+    import tvm_prune
+
+    out = tmp_path_factory.mktemp("packages") / "matmul.tar"
+    return tvm_prune.compile(matmul_model, target="host", output=out)

@@ -1,0 +1,1 @@
+"""The ``tvm-prune`` command line: ``main(argv) -> exit code``; one module per command."""

@@ -1,0 +1,66 @@
+"""``type=`` converters: command-line strings to typed values, with argparse-style errors."""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shlex
+
+_SHAPE_ITEM = re.compile(r"\s*([^:\s][^:]*?)\s*:\s*\[([^\]]*)\]\s*(?:,|$)")
+
+
+def input_shapes(text: str) -> dict[str, tuple[int, ...]]:
+    """``"name:[1,3,224,224],other:[1,10]"`` -> ``{"name": (1, 3, 224, 224), ...}``.
+
+    Names may contain any character but ``:``; dimensions are positive integers.
+    """
+    shapes: dict[str, tuple[int, ...]] = {}
+    position = 0
+    text = text.strip()
+    while position < len(text):
+        match = _SHAPE_ITEM.match(text, position)
+        if match is None:
+            raise argparse.ArgumentTypeError(
+                f"cannot read input shapes at '{text[position:]}'; "
+                'expected "name:[1,3,224,224],other:[...]"'
+            )
+        name, dims = match.group(1), match.group(2)
+        try:
+            shape = tuple(int(d) for d in dims.split(",") if d.strip())
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"input '{name}': dimensions [{dims}] must be integers")
+        if not shape or any(d <= 0 for d in shape):
+            raise argparse.ArgumentTypeError(f"input '{name}': shape [{dims}] must be positive")
+        if name in shapes:
+            raise argparse.ArgumentTypeError(f"input '{name}' is given twice")
+        shapes[name] = shape
+        position = match.end()
+    if not shapes:
+        raise argparse.ArgumentTypeError("no input shapes given")
+    return shapes
+
+
+def compiler_options(text: str) -> tuple[str, ...]:
+    """A quoted option string split the way a shell would."""
+    try:
+        return tuple(shlex.split(text))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"cannot split compiler options: {exc}")
+
+
+def pass_names(text: str) -> list[str]:
+    """``"A,B"`` -> ``["A", "B"]``."""
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError("no pass name given")
+    return names
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not an integer")
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
+    return value

@@ -1,0 +1,68 @@
+"""``tvm-prune compile MODEL [--target T] [-o model.tar] ...``"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from . import arguments
+from . import help as texts
+
+logger = logging.getLogger("tvm_prune")
+
+
+def add_parser(sub) -> argparse.ArgumentParser:
+    parser = sub.add_parser("compile", help=texts.COMPILE, description=texts.COMPILE)
+    parser.add_argument("model", help=texts.COMPILE_MODEL)
+    parser.add_argument("--target", default="host", help=texts.TARGET)
+    parser.add_argument("-o", "--output", default="model.tar", help=texts.OUTPUT_PACKAGE)
+    parser.add_argument("--input-shapes", type=arguments.input_shapes, help=texts.INPUT_SHAPES)
+    parser.add_argument("--cross-compiler", help=texts.CROSS_COMPILER)
+    parser.add_argument(
+        "--cross-compiler-options", type=arguments.compiler_options, help=texts.CROSS_COMPILER_OPTIONS
+    )
+    parser.add_argument("--tuning-records", help=texts.TUNING_RECORDS)
+    parser.add_argument(
+        "-O", "--opt-level", type=int, choices=range(4), default=3, metavar="{0-3}",
+        help=texts.OPT_LEVEL,
+    )
+    parser.add_argument(
+        "--disabled-pass", type=arguments.pass_names, action="extend", default=[],
+        metavar="NAME", help=texts.DISABLED_PASS,
+    )
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..package import compile_model
+    from ..target import resolve_target
+    from ..target.presets import preset_with_cross_compiler
+
+    preset = preset_with_cross_compiler(
+        resolve_target(args.target), args.cross_compiler, args.cross_compiler_options
+    )
+    logger.info(
+        "compiling %s for %s, cross compiler: %s, opt level %d%s",
+        args.model,
+        preset.describe(),
+        preset.cross_compiler or "this machine's",
+        args.opt_level,
+        f", disabled passes: {', '.join(args.disabled_pass)}" if args.disabled_pass else "",
+    )
+    package = compile_model(
+        args.model,
+        target=preset,
+        output=args.output,
+        input_shapes=args.input_shapes,
+        opt_level=args.opt_level,
+        disabled_passes=args.disabled_pass,
+        tuning_records=args.tuning_records,
+    )
+    seconds = package.metadata.compile["seconds"]
+    logger.info(
+        "wrote %s (%.1f s: %s)",
+        args.output,
+        sum(seconds.values()),
+        ", ".join(f"{phase} {value:.1f} s" for phase, value in seconds.items()),
+    )
+    return 0

@@ -1,0 +1,46 @@
+"""Every help text of the command line, in one place."""
+
+PROG_DESCRIPTION = (
+    "Prune, rewrite and compile ONNX models with Apache TVM into small, fast libraries for "
+    "edge devices (ARM CPUs, Mali GPUs, Hexagon DSPs)."
+)
+VERBOSE = "log every step and show Python tracebacks on errors"
+
+COMPILE = "compile an ONNX model into a package (model.tar: mod.so + metadata.json)"
+COMPILE_MODEL = "the ONNX model file"
+TARGET = (
+    "where the code runs: a preset name (see `tvm-prune targets`), a JSON dict such as "
+    '\'{"kind": "llvm", "mtriple": "aarch64-linux-gnu", "mattr": ["+neon"]}\', a TVM tag such '
+    'as qcom/hexagon-v68, or a tvmc string such as "llvm -mtriple=aarch64-linux-gnu -mattr=+neon"'
+    " (default: host)"
+)
+OUTPUT_PACKAGE = "the package to write (default: model.tar); written atomically"
+INPUT_SHAPES = (
+    'static input shapes, tvmc syntax: "name:[1,3,224,224],other:[1,10]"; required for inputs '
+    "with dynamic dimensions"
+)
+CROSS_COMPILER = (
+    "compiler driver that links the library (e.g. aarch64-linux-gnu-g++), or 'ndk' for the "
+    "Android NDK; overrides the preset's"
+)
+CROSS_COMPILER_OPTIONS = "extra options for the cross compiler, as one quoted string"
+TUNING_RECORDS = "MetaSchedule database folder; its records are used where they match"
+OPT_LEVEL = "TVM optimisation level, 0-3 (default: 3)"
+DISABLED_PASS = (
+    "skip the named pass (tvm-prune rewrite or TVM pass); repeat the flag or separate names "
+    "with commas"
+)
+
+RUN = "run a package on this machine's CPU"
+RUN_PACKAGE = "the package (model.tar) to run"
+INPUTS = ".npz file keyed by the model's input names (default: generated with --fill-mode)"
+OUTPUTS = ".npz file to write the outputs to, keyed by output name; written atomically"
+FILL_MODE = "how to generate inputs not given with --inputs (default: random)"
+PRINT_TIME = "time the model with --repeat x --number runs and print the statistics"
+REPEAT = "measurements to take with --print-time (default: 10)"
+NUMBER = "runs averaged in each measurement (default: 1)"
+PRINT_TOP = "print the N largest values of the first output with their indices"
+DEVICE = "device to run on (default: cpu)"
+
+TARGETS = "list the target presets, or show one in full"
+TARGETS_NAME = "a preset to show in full (JSON)"

@@ -1,0 +1,120 @@
+"""Writing and reading the package tar safely.
+
+Writing goes to a temporary file next to the destination and is renamed into place only when
+complete, so a failed or interrupted write leaves nothing behind. Reading refuses, before
+extracting anything: members that are not regular files (links, devices, directories), absolute
+names, names with ``..`` or backslashes, members not listed in ``metadata.json`` and checksum
+mismatches.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import tarfile
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path, PurePosixPath
+
+from ..errors import PackageError
+from .metadata import PackageMetadata
+
+METADATA_MEMBER = "metadata.json"
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def write_atomic(path: Path, write) -> None:
+    """Call ``write(binary_file)`` on a temporary file, then rename it to ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the usual file mode
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_package(path: Path, members: Mapping[str, bytes], metadata: PackageMetadata) -> None:
+    """Write ``members`` plus ``metadata.json`` (whose ``files`` must list every member)."""
+    if set(metadata.files) != set(members):
+        raise ValueError("metadata.files must list exactly the package members")
+    meta_bytes = json.dumps(metadata.to_dict(), indent=2, sort_keys=True).encode()
+
+    def write(handle) -> None:
+        with tarfile.open(fileobj=handle, mode="w") as tar:
+            for name, data in [(METADATA_MEMBER, meta_bytes), *sorted(members.items())]:
+                info = tarfile.TarInfo(name)
+                info.size = len(data)
+                info.mode = 0o644
+                tar.addfile(info, io.BytesIO(data))
+
+    write_atomic(path, write)
+
+
+def read_package(path: Path) -> tuple[PackageMetadata, dict[str, bytes]]:
+    """Read and check a package; return its metadata and its other members' bytes."""
+    path = Path(path)
+    where = str(path)
+    if not path.is_file():
+        raise PackageError(f"{where}: no such file")
+    try:
+        tar = tarfile.open(path, mode="r:*")
+    except (tarfile.TarError, OSError) as exc:
+        raise PackageError(f"{where}: not a tvm-prune package (not a tar file: {exc})") from exc
+    with tar:
+        contents: dict[str, bytes] = {}
+        for info in tar.getmembers():
+            _check_member(where, info)
+            if info.name in contents:
+                raise PackageError(f"{where}: member '{info.name}' appears twice")
+            contents[info.name] = tar.extractfile(info).read()
+    if METADATA_MEMBER not in contents:
+        raise PackageError(f"{where}: not a tvm-prune package (no {METADATA_MEMBER})")
+    try:
+        raw = json.loads(contents.pop(METADATA_MEMBER))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise PackageError(f"{where}: {METADATA_MEMBER} is not valid JSON ({exc})") from exc
+    if not isinstance(raw, dict):
+        raise PackageError(f"{where}: {METADATA_MEMBER} is not a JSON object")
+    metadata = PackageMetadata.from_dict(raw, where=where)
+    unlisted = sorted(set(contents) - set(metadata.files))
+    if unlisted:
+        raise PackageError(f"{where}: member(s) not listed in metadata: {', '.join(unlisted)}")
+    for name, expected in metadata.files.items():
+        if name not in contents:
+            raise PackageError(f"{where}: member '{name}' is missing")
+        if sha256_bytes(contents[name]) != expected:
+            raise PackageError(f"{where}: member '{name}' does not match its sha256 (tampered?)")
+    return metadata, contents
+
+
+def _check_member(where: str, info: tarfile.TarInfo) -> None:
+    name = info.name
+    pure = PurePosixPath(name)
+    if not info.isfile():
+        raise PackageError(f"{where}: member '{name}' is not a regular file (link or device)")
+    if pure.is_absolute() or ".." in pure.parts or "\\" in name or not name:
+        raise PackageError(f"{where}: member '{name}' has an unsafe path")
+    if len(pure.parts) != 1:
+        raise PackageError(f"{where}: member '{name}' is not at the top level")

@@ -1,0 +1,154 @@
+"""Model -> package: bind weights, compile for the preset's target, export, write ``model.tar``.
+
+Compilation runs inside one ``PassContext`` holding the opt level and the passes the user
+disabled by name (tvmc's ``--disabled-pass``); TVM skips any pass, ours or its own, whose name
+is listed there. The export uses the preset's cross compiler (or the user's override):
+a driver on PATH such as ``aarch64-linux-gnu-g++``, ``ndk`` for the Android NDK
+(``tvm.support.ndk``), or none for this machine's compiler.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import tvm
+
+from .. import __version__
+from ..errors import CompileError, TvmPruneError
+from ..frontend import load_onnx
+from ..model import Model
+from ..target import TargetPreset, resolve_target
+from ..target.presets import export_target
+from .archive import sha256_bytes, sha256_file, write_package
+from .metadata import PackageMetadata
+from .package import Package
+from .runner import LIBRARY_MEMBER
+
+
+def compile_model(
+    model: Model | str | Path,
+    *,
+    target: TargetPreset | str | Mapping = "host",
+    output: str | Path = "model.tar",
+    input_shapes: Mapping[str, Sequence[int]] | None = None,
+    opt_level: int = 3,
+    disabled_passes: Sequence[str] = (),
+    tuning_records: str | Path | None = None,
+) -> Package:
+    """Compile ``model`` (a :class:`Model` or an ONNX path) into a package at ``output``.
+
+    Parameters
+    ----------
+    model : Model, str or Path
+        An imported model, or an ONNX file imported with ``input_shapes``.
+    target : TargetPreset, str or Mapping
+        A preset, preset name, JSON dict, tag or tvmc target string (see ``resolve_target``).
+    output : str or Path
+        Where ``model.tar`` goes; written atomically.
+    opt_level : int
+        TVM's ``PassContext`` opt level, 0-3.
+    disabled_passes : Sequence[str]
+        Pass names TVM must skip.
+    tuning_records : str or Path, optional
+        A MetaSchedule database folder whose records are applied where they match.
+    """
+    if not 0 <= opt_level <= 3:
+        raise CompileError(f"opt level {opt_level} is not in 0..3")
+    preset = resolve_target(target)
+    seconds: dict[str, float] = {}
+
+    start = time.perf_counter()
+    if not isinstance(model, Model):
+        model = load_onnx(model, input_shapes=input_shapes)
+    seconds["import"] = time.perf_counter() - start
+
+    records_report = None
+    start = time.perf_counter()
+    with preset.target, tvm.transform.PassContext(
+        opt_level=opt_level, disabled_pass=list(disabled_passes)
+    ):
+        mod = model.bound_module()
+        if tuning_records is not None:
+            from ..tuning_records import apply_tuning_records
+
+            mod, records_report = apply_tuning_records(mod, preset.target, Path(tuning_records))
+        try:
+            executable = tvm.compile(mod, target=preset.target)
+        except TvmPruneError:
+            raise
+        except Exception as exc:
+            raise CompileError(
+                f"{model.source}: compiling for target {preset.name} failed: {_first_line(exc)}"
+            ) from exc
+    seconds["build"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="tvm-prune-") as tmp:
+        lib_path = Path(tmp) / LIBRARY_MEMBER
+        try:
+            executable.export_library(str(lib_path), fcompile=_fcompile(preset))
+        except TvmPruneError:
+            raise
+        except Exception as exc:
+            raise CompileError(
+                f"exporting the library for target {preset.name} failed: {_first_line(exc)}"
+            ) from exc
+        library = lib_path.read_bytes()
+    seconds["export"] = time.perf_counter() - start
+
+    source_path = Path(model.source)
+    metadata = PackageMetadata(
+        tvm_version=tvm.__version__,
+        tvm_prune_version=__version__,
+        target=export_target(preset.target),
+        target_preset=preset.name,
+        host_triple=preset.host_triple,
+        inputs=model.inputs,
+        outputs=model.outputs,
+        transforms=tuple(record.to_dict() for record in model.transforms),
+        compile={
+            "opt_level": opt_level,
+            "disabled_passes": list(disabled_passes),
+            "tuning_records": records_report,
+            "cross_compiler": preset.cross_compiler,
+            "cross_compiler_options": list(preset.cross_compiler_options),
+            "seconds": {phase: round(value, 3) for phase, value in seconds.items()},
+        },
+        source={
+            "file": source_path.name,
+            "sha256": sha256_file(source_path) if source_path.is_file() else None,
+        },
+        files={LIBRARY_MEMBER: sha256_bytes(library)},
+    )
+    write_package(Path(output), {LIBRARY_MEMBER: library}, metadata)
+    return Package(path=Path(output), metadata=metadata, members={LIBRARY_MEMBER: library})
+
+
+def _fcompile(preset: TargetPreset):
+    compiler = preset.cross_compiler
+    if compiler is None:
+        return None
+    if compiler == "ndk":
+        from tvm.support import ndk
+
+        return ndk.create_shared
+    if shutil.which(compiler) is None:
+        raise CompileError(
+            f"cross compiler '{compiler}' for target {preset.name} is not on PATH; install it "
+            "or name another with --cross-compiler"
+        )
+    from tvm.support import cc
+
+    return cc.cross_compiler(compiler, options=list(preset.cross_compiler_options))
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    lines = [line for line in text.splitlines() if line.strip()]
+    # TVM puts the useful sentence last, after a C++ backtrace.
+    useful = [line for line in lines if "Error" in line or "error" in line] or lines
+    return useful[-1].strip()[:300]

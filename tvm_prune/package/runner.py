@@ -1,0 +1,132 @@
+"""Running a package's library on a device (the local CPU for now; the device is a parameter).
+
+The runner checks inputs against the package's signature before anything runs: every input
+present, none unknown, shapes and dtypes exact. It refuses a package built for another CPU
+architecture or device kind with a message saying which.
+"""
+
+from __future__ import annotations
+
+import platform
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import tvm
+from tvm import relax
+
+from ..errors import RunError
+from ..model import TensorSpec
+from .metadata import PackageMetadata
+
+LIBRARY_MEMBER = "mod.so"
+
+
+@dataclass(frozen=True)
+class BenchmarkResult:
+    """Latency statistics in milliseconds over ``repeat`` measurements of ``number`` runs."""
+
+    mean_ms: float
+    median_ms: float
+    std_ms: float
+    min_ms: float
+    max_ms: float
+    repeat: int
+    number: int
+
+    def to_dict(self) -> dict[str, float | int]:
+        return dict(self.__dict__)
+
+
+class Runner:
+    """A package's library loaded on ``device``, ready to run many times."""
+
+    def __init__(self, metadata: PackageMetadata, library: bytes, device: tvm.runtime.Device):
+        check_runnable_here(metadata, device)
+        self.metadata = metadata
+        self.device = device
+        # load_module needs a file; the handle keeps the library mapped after the file is gone.
+        with tempfile.TemporaryDirectory(prefix="tvm-prune-") as tmp:
+            lib_path = Path(tmp) / LIBRARY_MEMBER
+            lib_path.write_bytes(library)
+            self._vm = relax.VirtualMachine(tvm.runtime.load_module(str(lib_path)), device)
+
+    def run(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Run once; outputs keyed by the model's output names."""
+        result = self._vm["main"](*self._device_args(inputs))
+        return self._outputs(result)
+
+    def benchmark(
+        self, inputs: Mapping[str, np.ndarray], *, repeat: int = 10, number: int = 1
+    ) -> BenchmarkResult:
+        """Time ``main`` with TVM's ``time_evaluator`` (one warm-up run is discarded)."""
+        if repeat < 1 or number < 1:
+            raise RunError("--repeat and --number must be at least 1")
+        self._vm.set_input("main", *self._device_args(inputs))
+        timer = self._vm.time_evaluator("invoke_stateful", self.device, number=number, repeat=repeat)
+        results_ms = np.asarray(timer("main").results) * 1e3
+        return BenchmarkResult(
+            mean_ms=float(results_ms.mean()),
+            median_ms=float(np.median(results_ms)),
+            std_ms=float(results_ms.std()),
+            min_ms=float(results_ms.min()),
+            max_ms=float(results_ms.max()),
+            repeat=repeat,
+            number=number,
+        )
+
+    def _device_args(self, inputs: Mapping[str, np.ndarray]) -> list[tvm.runtime.Tensor]:
+        arrays = check_inputs(self.metadata.inputs, inputs)
+        return [tvm.runtime.tensor(array, self.device) for array in arrays]
+
+    def _outputs(self, result) -> dict[str, np.ndarray]:
+        values = [result] if len(self.metadata.outputs) == 1 else list(result)
+        return {
+            spec.name: value.numpy() for spec, value in zip(self.metadata.outputs, values, strict=True)
+        }
+
+
+def check_inputs(
+    specs: tuple[TensorSpec, ...], inputs: Mapping[str, np.ndarray]
+) -> list[np.ndarray]:
+    """The inputs in signature order, or a :class:`RunError` naming the first mismatch."""
+    expected = [spec.name for spec in specs]
+    missing = [name for name in expected if name not in inputs]
+    unknown = sorted(set(inputs) - set(expected))
+    if missing or unknown:
+        parts = []
+        if missing:
+            parts.append(f"missing input(s) {', '.join(missing)}")
+        if unknown:
+            parts.append(f"unknown input(s) {', '.join(unknown)}")
+        raise RunError(f"{'; '.join(parts)}; the model's inputs are: {', '.join(expected)}")
+    arrays = []
+    for spec in specs:
+        array = np.asarray(inputs[spec.name])
+        if tuple(array.shape) != spec.shape:
+            raise RunError(
+                f"input '{spec.name}': shape {list(array.shape)} given, {list(spec.shape)} expected"
+            )
+        if array.dtype.name != spec.dtype:
+            raise RunError(f"input '{spec.name}': dtype {array.dtype} given, {spec.dtype} expected")
+        arrays.append(np.ascontiguousarray(array))
+    return arrays
+
+
+def check_runnable_here(metadata: PackageMetadata, device: tvm.runtime.Device) -> None:
+    """Refuse a package this machine cannot execute, saying why."""
+    kind = metadata.target.get("kind")
+    if kind != "llvm" or device.dlpack_device_type() != tvm.cpu().dlpack_device_type():
+        raise RunError(
+            f"package for target kind '{kind}' ({metadata.target_preset}) cannot run on this "
+            f"machine's CPU; run it on its device"
+        )
+    arch = metadata.host_triple.split("-", 1)[0]
+    here = platform.machine()
+    if arch != here and not (arch == "arm64" and here == "aarch64"):
+        raise RunError(
+            f"package built for {metadata.host_triple} ({metadata.target_preset}) cannot run on "
+            f"this {here} machine; run it on the device"
+        )

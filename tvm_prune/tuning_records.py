@@ -1,0 +1,56 @@
+"""Applying a MetaSchedule database (``--tuning-records``) to a model before the build.
+
+The database folder holds ``database_workload.json`` and ``database_tuning_record.json`` (the
+layout ``tune_relax`` writes and ``schedules/<preset>/`` ships). The module is legalised and
+fused exactly as during tuning, so workloads hash the same, then ``MetaScheduleApplyDatabase``
+replaces every PrimFunc that has a record; the rest keep the default schedules. The report
+counts both, because a database that silently matches nothing is the usual failure.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import tvm
+from tvm import relax
+
+from .errors import CompileError
+
+logger = logging.getLogger(__name__)
+
+DATABASE_FILES = ("database_workload.json", "database_tuning_record.json")
+SCHEDULED_ATTR = "tirx.is_scheduled"
+
+
+def tuning_passes() -> list[tvm.transform.Pass]:
+    """The passes that bring a model to the form it is tuned and looked up in."""
+    return [
+        relax.transform.DecomposeOpsForInference(),
+        relax.transform.CanonicalizeBindings(),
+        relax.transform.LegalizeOps(),
+        relax.transform.AnnotateTIROpPattern(),
+        relax.transform.FoldConstant(),
+        relax.transform.FuseOps(),
+        relax.transform.FuseTIR(),
+    ]
+
+
+def apply_tuning_records(
+    mod: tvm.IRModule, target: tvm.target.Target, records: Path
+) -> tuple[tvm.IRModule, dict[str, Any]]:
+    """``mod`` with tuned schedules applied where the database has them, and a report."""
+    missing = [name for name in DATABASE_FILES if not (records / name).is_file()]
+    if missing:
+        raise CompileError(
+            f"{records}: not a tuning-records folder (missing {', '.join(missing)})"
+        )
+    with target:
+        mod = tvm.transform.Sequential(
+            [*tuning_passes(), relax.transform.MetaScheduleApplyDatabase(str(records))]
+        )(mod)
+    prim_funcs = [f for f in mod.functions.values() if isinstance(f, tvm.tirx.PrimFunc)]
+    applied = sum(1 for f in prim_funcs if f.attrs and f.attrs.get(SCHEDULED_ATTR, False))
+    logger.info("tuning records %s: applied to %d of %d kernels", records, applied, len(prim_funcs))
+    return mod, {"path": str(records), "applied": applied, "kernels": len(prim_funcs)}

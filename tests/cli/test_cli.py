@@ -1,0 +1,149 @@
+"""The command line: exit codes, one-line errors, files written only when complete."""
+
+from __future__ import annotations
+
+import json
+import tarfile
+
+import numpy as np
+import pytest
+
+from tvm_prune.cli.main import main
+from tvm_prune.testing import models
+from tvm_prune.testing.ort import assert_outputs_close, run_ort
+
+
+def _error_line(capsys) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err, "no error printed"
+    assert "Traceback" not in "\n".join(err)
+    return err[-1]
+
+
+def test_compile_then_run_with_npz(tmp_path, conv_model, capsys):
+    out = tmp_path / "conv.tar"
+    assert main(["compile", str(conv_model), "--target", "host", "-o", str(out)]) == 0
+    with tarfile.open(out) as tar:
+        meta = json.load(tar.extractfile("metadata.json"))
+    assert meta["target_preset"] == "host"
+    assert meta["compile"]["opt_level"] == 3
+
+    x = np.random.default_rng(3).standard_normal((1, 3, 16, 16)).astype(np.float32)
+    np.savez(tmp_path / "in.npz", x=x)
+    assert main(["run", str(out), "--inputs", str(tmp_path / "in.npz"),
+                 "--outputs", str(tmp_path / "out.npz")]) == 0
+    with np.load(tmp_path / "out.npz") as data:
+        outputs = {name: data[name] for name in data.files}
+    assert_outputs_close(outputs, run_ort(conv_model, {"x": x}), rel_tol=1e-4)
+
+
+def test_run_print_top_and_time(matmul_package, matmul_model, capsys):
+    assert main(["run", str(matmul_package.path), "--fill-mode", "ones", "--print-top", "3",
+                 "--print-time", "--repeat", "2"]) == 0
+    out = capsys.readouterr().out
+    expected = run_ort(matmul_model, {"x": np.ones((1, 64), np.float32)})["y"].reshape(-1)
+    best = int(np.argmax(expected))
+    assert f"top 3 of output 'y':\n  {best:>8}  {expected[best]:.6g}" in out
+    assert "execution time over 2 x 1 runs (ms):" in out
+
+
+def test_compile_with_options(tmp_path, matmul_model):
+    out = tmp_path / "m.tar"
+    args = ["compile", str(matmul_model), "-o", str(out), "-O", "2",
+            "--disabled-pass", "FoldConstant,AlterOpImpl", "--disabled-pass", "LambdaLift",
+            "--target", "llvm -num-cores=2"]
+    assert main(args) == 0
+    with tarfile.open(out) as tar:
+        meta = json.load(tar.extractfile("metadata.json"))
+    assert meta["compile"]["opt_level"] == 2
+    assert meta["compile"]["disabled_passes"] == ["FoldConstant", "AlterOpImpl", "LambdaLift"]
+    assert meta["target"]["num-cores"] == 2
+
+
+def test_dynamic_input_with_input_shapes(tmp_path):
+    path = models.save(models.matmul_relu(batch="batch"), tmp_path / "dyn.onnx")
+    out = tmp_path / "dyn.tar"
+    assert main(["compile", str(path), "-o", str(out), "--input-shapes", "x:[3,64]"]) == 0
+    assert main(["run", str(out), "--outputs", str(tmp_path / "o.npz")]) == 0
+    with np.load(tmp_path / "o.npz") as data:
+        assert data["y"].shape == (3, 32)
+
+
+@pytest.mark.parametrize(
+    ("make_args", "message"),
+    [
+        (lambda t, m: ["compile", str(t / "absent.onnx")], "absent.onnx: no such file"),
+        (lambda t, m: ["compile", str(m), "--target", "pixel9"], "unknown target kind 'pixel9'"),
+        (lambda t, m: ["compile", str(m), "--cross-compiler", "no-such-g++", "--target",
+                       "aarch64-linux"], "cross compiler 'no-such-g\\+\\+' .* not on PATH"),
+        (lambda t, m: ["compile", str(m), "--input-shapes", "y:[1,64]"], "unknown input\\(s\\) y"),
+        (lambda t, m: ["compile", str(m), "--tuning-records", str(t)], "not a tuning-records folder"),
+    ],
+)
+def test_compile_errors(tmp_path, matmul_model, capsys, make_args, message):
+    out = tmp_path / "never.tar"
+    assert main([*make_args(tmp_path, matmul_model), "-o", str(out)]) == 2
+    assert __import__("re").search(message, _error_line(capsys))
+    assert not out.exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".never")]
+
+
+def test_unsupported_op_exit_code(tmp_path, capsys):
+    path = models.save(models.with_unsupported_op("Frobnicate"), tmp_path / "u.onnx")
+    assert main(["compile", str(path), "-o", str(tmp_path / "u.tar")]) == 2
+    assert "unsupported ONNX operator(s): Frobnicate (node odd_node)" in _error_line(capsys)
+    assert not (tmp_path / "u.tar").exists()
+
+
+def test_bad_input_shape_at_run(tmp_path, matmul_package, capsys):
+    np.savez(tmp_path / "in.npz", x=np.zeros((2, 64), np.float32))
+    out = tmp_path / "out.npz"
+    code = main(["run", str(matmul_package.path), "--inputs", str(tmp_path / "in.npz"),
+                 "--outputs", str(out)])
+    assert code == 2
+    assert "input 'x': shape [2, 64] given, [1, 64] expected" in _error_line(capsys)
+    assert not out.exists()
+
+
+def test_tampered_package_at_run(tmp_path, matmul_package, capsys):
+    with tarfile.open(matmul_package.path) as tar:
+        library = tar.getmember("mod.so")
+    data = bytearray(matmul_package.path.read_bytes())
+    data[library.offset_data + library.size // 2] ^= 0x01
+    bad = tmp_path / "bad.tar"
+    bad.write_bytes(bytes(data))
+    assert main(["run", str(bad)]) == 2
+    assert "does not match its sha256" in _error_line(capsys)
+
+
+def test_verbose_shows_the_traceback(tmp_path):
+    from tvm_prune.errors import ModelLoadError
+
+    with pytest.raises(ModelLoadError):
+        main(["compile", str(tmp_path / "absent.onnx"), "--verbose"])
+
+
+def test_targets_listing(capsys):
+    assert main(["targets"]) == 0
+    out = capsys.readouterr().out
+    for name in ("host", "aarch64-linux", "android-arm64", "mali-g76", "hexagon-v68"):
+        assert f"\n{name} " in out
+    assert main(["targets", "mali-g76"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["target"]["device"] == "mali"
+
+
+def test_help_mentions_every_command(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    for command in ("compile", "run", "targets"):
+        assert command in out
+
+
+def test_argparse_errors_exit_2(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["compile", "m.onnx", "--input-shapes", "x:[a,b]"])
+    assert exit_info.value.code == 2
+    assert "dimensions [a,b] must be integers" in capsys.readouterr().err

@@ -127,3 +127,104 @@ def with_unsupported_op(op_type: str = "NotARealOp", domain: str = "") -> onnx.M
     if domain:
         opsets.append(helper.make_opsetid(domain, 1))
     return helper.make_model(graph, opset_imports=opsets)
+
+
+def light_model_names() -> list[str]:
+    """The ``onnx/backend/test/data/light`` models (ResNet-50, DenseNet-121, VGG-19, ...)."""
+    return sorted(p.stem for p in (onnx_data_dir() / "light").glob("light_*.onnx"))
+
+
+def randomized_light_model(name: str, *, seed: int = 0) -> onnx.ModelProto:
+    """A light model with real-looking weights, and its logits as an extra output.
+
+    The light models build every weight with ``ConstantOfShape`` (one value for a whole
+    tensor), so their outputs are nearly constant and hide errors. Here each such weight becomes
+    an initializer: He-initialised normals for kernels (rank >= 2), U(0.5, 1.5) for vectors
+    (biases, batch-norm scales and variances). The input of a final ``Softmax`` is added as a
+    second output, so a saturated softmax cannot hide an error in the logits.
+    """
+    rng = _rng(seed)
+    model = onnx.load(str(onnx_data_dir() / "light" / f"{name}.onnx"))
+    graph = model.graph
+    initializers = {init.name: numpy_helper.to_array(init) for init in graph.initializer}
+    kept, weights = [], []
+    for node in graph.node:
+        if node.op_type == "ConstantOfShape" and node.input[0] in initializers:
+            shape = [int(d) for d in initializers[node.input[0]]]
+            if len(shape) >= 2:
+                value = rng.standard_normal(shape) * np.sqrt(2.0 / np.prod(shape[1:]))
+            else:
+                value = rng.uniform(0.5, 1.5, shape)
+            weights.append(numpy_helper.from_array(value.astype(np.float32), node.output[0]))
+        else:
+            kept.append(node)
+    used = {name for node in kept for name in node.input}
+    keep_initializers = [i for i in graph.initializer if i.name in used] + weights
+    initializer_names = {i.name for i in graph.initializer}
+    # IR version 3 models must list initializers as inputs too.
+    inputs = [vi for vi in graph.input if vi.name not in initializer_names or vi.name in used]
+    inputs += [
+        helper.make_tensor_value_info(w.name, TensorProto.FLOAT, list(w.dims)) for w in weights
+    ]
+    del graph.node[:]
+    graph.node.extend(kept)
+    del graph.initializer[:]
+    graph.initializer.extend(keep_initializers)
+    del graph.input[:]
+    graph.input.extend(inputs)
+    if kept[-1].op_type == "Softmax":
+        logits = kept[-1].input[0]
+        inferred = onnx.shape_inference.infer_shapes(model).graph.value_info
+        graph.output.extend(vi for vi in inferred if vi.name == logits)
+    return model
+
+
+def pytorch_converted_cases(*, contains: tuple[str, ...] = ("Conv",)) -> list[str]:
+    """Names of ``pytorch-converted`` test cases whose name contains one of ``contains``."""
+    folder = onnx_data_dir() / "pytorch-converted"
+    return sorted(
+        p.name for p in folder.iterdir() if any(word in p.name for word in contains)
+    )
+
+
+def pytorch_converted_case(name: str) -> tuple[Path, dict[str, np.ndarray], list[np.ndarray]]:
+    """A ``pytorch-converted`` case: its model file, input arrays by name, expected outputs."""
+    folder = onnx_data_dir() / "pytorch-converted" / name
+    model = onnx.load(str(folder / "model.onnx"))
+    initializer_names = {i.name for i in model.graph.initializer}
+    input_names = [vi.name for vi in model.graph.input if vi.name not in initializer_names]
+    data = folder / "test_data_set_0"
+
+    def read(path: Path) -> np.ndarray:
+        tensor = onnx.TensorProto()
+        tensor.ParseFromString(path.read_bytes())
+        return numpy_helper.to_array(tensor)
+
+    inputs = {
+        name: read(data / f"input_{i}.pb") for i, name in enumerate(input_names)
+    }
+    outputs = [read(p) for p in sorted(data.glob("output_*.pb"))]
+    return folder / "model.onnx", inputs, outputs
+
+
+def document_image(height: int, width: int, *, seed: int = 0) -> np.ndarray:
+    """A synthetic text page, normalised as PP-OCR expects: (1, 3, height, width) float32.
+
+    White paper with lines of dark "words" (runs of glyph-sized bars with gaps), so a text
+    detector produces real, unsaturated responses; ImageNet mean/std normalisation.
+    """
+    rng = _rng(seed)
+    page = np.full((height, width), 245.0)
+    line_height = max(8, height // 16)
+    for top in range(line_height, height - 2 * line_height, 2 * line_height):
+        left = int(rng.integers(4, width // 8))
+        while left < width - 3 * line_height:
+            word = int(rng.integers(3, 9)) * (line_height // 2)
+            right = min(left + word, width - 4)
+            for x in range(left, right, line_height // 2):
+                glyph = rng.integers(20, 80)
+                page[top : top + line_height, x : x + max(2, line_height // 3)] = glyph
+            left = right + int(rng.integers(line_height // 2, 2 * line_height))
+    image = np.repeat(page[:, :, None] / 255.0, 3, axis=2)
+    mean, std = np.array([0.485, 0.456, 0.406]), np.array([0.229, 0.224, 0.225])
+    return ((image - mean) / std).transpose(2, 0, 1)[None].astype(np.float32)

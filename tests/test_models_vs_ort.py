@@ -5,7 +5,6 @@ Tolerance everywhere: max |tvm - ort| <= 1e-4 x max |ort|, per output (``relativ
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 import tvm_prune

@@ -73,5 +73,7 @@ def test_records_that_match_nothing_are_reported(conv_model, records, tmp_path):
 
 def test_cli_flag(matmul_model, records, tmp_path, capsys):
     out = tmp_path / "cli.tar"
-    assert main(["compile", str(matmul_model), "-o", str(out), "--tuning-records", str(records)]) == 0
+    assert (
+        main(["compile", str(matmul_model), "-o", str(out), "--tuning-records", str(records)]) == 0
+    )
     assert "applied to 1 of 1 kernels" in capsys.readouterr().err

@@ -43,9 +43,7 @@ def apply_tuning_records(
     """``mod`` with tuned schedules applied where the database has them, and a report."""
     missing = [name for name in DATABASE_FILES if not (records / name).is_file()]
     if missing:
-        raise CompileError(
-            f"{records}: not a tuning-records folder (missing {', '.join(missing)})"
-        )
+        raise CompileError(f"{records}: not a tuning-records folder (missing {', '.join(missing)})")
     with target:
         mod = tvm.transform.Sequential(
             [*tuning_passes(), relax.transform.MetaScheduleApplyDatabase(str(records))]

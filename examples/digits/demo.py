@@ -46,7 +46,9 @@ def main(argv: list[str] | None = None) -> int:
             [next(iter(runner.run({input_name: image[None]}).values())) for image in images]
         )
         session = _ort_session()
-        ort_logits = np.concatenate([session.run(None, {input_name: image[None]})[0] for image in images])
+        ort_logits = np.concatenate(
+            [session.run(None, {input_name: image[None]})[0] for image in images]
+        )
 
         sample = {input_name: images[:1]}
         tvm_ms = runner.benchmark(sample, repeat=30, number=20).median_ms
@@ -59,7 +61,12 @@ def main(argv: list[str] | None = None) -> int:
     agree = float(np.mean(tvm_logits.argmax(1) == ort_logits.argmax(1))) * 100
     rows = [
         ("", "accuracy", "latency (median)", "size"),
-        ("ONNX Runtime", f"{ort_acc:.2f} %", f"{ort_ms:.3f} ms", f"{MODEL.stat().st_size / 1024:.0f} KB onnx"),
+        (
+            "ONNX Runtime",
+            f"{ort_acc:.2f} %",
+            f"{ort_ms:.3f} ms",
+            f"{MODEL.stat().st_size / 1024:.0f} KB onnx",
+        ),
         (
             f"tvm-prune ({args.target})",
             f"{tvm_acc:.2f} %",
@@ -72,7 +79,8 @@ def main(argv: list[str] | None = None) -> int:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
     print(
         f"top-1 agreement with ONNX Runtime: {agree:.2f} %, max error "
-        f"{relative_error(tvm_logits, ort_logits):.2e} of the logits' scale; compile {compile_s:.1f} s"
+        f"{relative_error(tvm_logits, ort_logits):.2e} of the logits' scale; "
+        f"compile {compile_s:.1f} s"
     )
     return 0 if agree == 100.0 else 1
 

@@ -30,16 +30,41 @@ def test_compile_then_run_with_npz(tmp_path, conv_model, capsys):
 
     x = np.random.default_rng(3).standard_normal((1, 3, 16, 16)).astype(np.float32)
     np.savez(tmp_path / "in.npz", x=x)
-    assert main(["run", str(out), "--inputs", str(tmp_path / "in.npz"),
-                 "--outputs", str(tmp_path / "out.npz")]) == 0
+    assert (
+        main(
+            [
+                "run",
+                str(out),
+                "--inputs",
+                str(tmp_path / "in.npz"),
+                "--outputs",
+                str(tmp_path / "out.npz"),
+            ]
+        )
+        == 0
+    )
     with np.load(tmp_path / "out.npz") as data:
         outputs = {name: data[name] for name in data.files}
     assert_outputs_close(outputs, run_ort(conv_model, {"x": x}), rel_tol=1e-4)
 
 
 def test_run_print_top_and_time(matmul_package, matmul_model, capsys):
-    assert main(["run", str(matmul_package.path), "--fill-mode", "ones", "--print-top", "3",
-                 "--print-time", "--repeat", "2"]) == 0
+    assert (
+        main(
+            [
+                "run",
+                str(matmul_package.path),
+                "--fill-mode",
+                "ones",
+                "--print-top",
+                "3",
+                "--print-time",
+                "--repeat",
+                "2",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     expected = run_ort(matmul_model, {"x": np.ones((1, 64), np.float32)})["y"].reshape(-1)
     best = int(np.argmax(expected))
@@ -49,9 +74,20 @@ def test_run_print_top_and_time(matmul_package, matmul_model, capsys):
 
 def test_compile_with_options(tmp_path, matmul_model):
     out = tmp_path / "m.tar"
-    args = ["compile", str(matmul_model), "-o", str(out), "-O", "2",
-            "--disabled-pass", "FoldConstant,AlterOpImpl", "--disabled-pass", "LambdaLift",
-            "--target", "llvm -num-cores=2"]
+    args = [
+        "compile",
+        str(matmul_model),
+        "-o",
+        str(out),
+        "-O",
+        "2",
+        "--disabled-pass",
+        "FoldConstant,AlterOpImpl",
+        "--disabled-pass",
+        "LambdaLift",
+        "--target",
+        "llvm -num-cores=2",
+    ]
     assert main(args) == 0
     with tarfile.open(out) as tar:
         meta = json.load(tar.extractfile("metadata.json"))
@@ -74,10 +110,22 @@ def test_dynamic_input_with_input_shapes(tmp_path):
     [
         (lambda t, m: ["compile", str(t / "absent.onnx")], "absent.onnx: no such file"),
         (lambda t, m: ["compile", str(m), "--target", "pixel9"], "unknown target kind 'pixel9'"),
-        (lambda t, m: ["compile", str(m), "--cross-compiler", "no-such-g++", "--target",
-                       "aarch64-linux"], "cross compiler 'no-such-g\\+\\+' .* not on PATH"),
+        (
+            lambda t, m: [
+                "compile",
+                str(m),
+                "--cross-compiler",
+                "no-such-g++",
+                "--target",
+                "aarch64-linux",
+            ],
+            "cross compiler 'no-such-g\\+\\+' .* not on PATH",
+        ),
         (lambda t, m: ["compile", str(m), "--input-shapes", "y:[1,64]"], "unknown input\\(s\\) y"),
-        (lambda t, m: ["compile", str(m), "--tuning-records", str(t)], "not a tuning-records folder"),
+        (
+            lambda t, m: ["compile", str(m), "--tuning-records", str(t)],
+            "not a tuning-records folder",
+        ),
     ],
 )
 def test_compile_errors(tmp_path, matmul_model, capsys, make_args, message):
@@ -98,8 +146,16 @@ def test_unsupported_op_exit_code(tmp_path, capsys):
 def test_bad_input_shape_at_run(tmp_path, matmul_package, capsys):
     np.savez(tmp_path / "in.npz", x=np.zeros((2, 64), np.float32))
     out = tmp_path / "out.npz"
-    code = main(["run", str(matmul_package.path), "--inputs", str(tmp_path / "in.npz"),
-                 "--outputs", str(out)])
+    code = main(
+        [
+            "run",
+            str(matmul_package.path),
+            "--inputs",
+            str(tmp_path / "in.npz"),
+            "--outputs",
+            str(out),
+        ]
+    )
     assert code == 2
     assert "input 'x': shape [2, 64] given, [1, 64] expected" in _error_line(capsys)
     assert not out.exists()

@@ -23,7 +23,9 @@ def test_weights_become_named_parameters(tmp_path, as_constants):
     main = model.mod["main"]
     assert [p.name for p in main.params[1:]] == list(model.params)
     assert int(main.attrs["num_input"]) == 1
-    expected = {t.name: onnx.numpy_helper.to_array(t) for t in models.conv_bn_relu().graph.initializer}
+    expected = {
+        t.name: onnx.numpy_helper.to_array(t) for t in models.conv_bn_relu().graph.initializer
+    }
     for name, value in model.params.items():
         np.testing.assert_array_equal(value, expected[name])
     assert [s.name for s in model.inputs] == ["x"]
@@ -69,7 +71,9 @@ def test_input_shapes_for_unknown_input_or_wrong_rank(tmp_path):
 def test_unsupported_op_is_named(tmp_path, domain):
     path = models.save(models.with_unsupported_op("FancyOp", domain), tmp_path / "u.onnx")
     op = f"{domain}.FancyOp" if domain else "FancyOp"
-    with pytest.raises(UnsupportedOpError, match=rf"unsupported ONNX operator\(s\): {op} \(node odd_node\)"):
+    with pytest.raises(
+        UnsupportedOpError, match=rf"unsupported ONNX operator\(s\): {op} \(node odd_node\)"
+    ):
         load_onnx(path)
 
 

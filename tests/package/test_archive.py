@@ -57,7 +57,8 @@ def test_tampered_member(matmul_package, tmp_path):
     library = bytearray(members["mod.so"])
     library[len(library) // 2] ^= 0xFF
     path = _write_tar(
-        tmp_path / "t.tar", [("metadata.json", members["metadata.json"]), ("mod.so", bytes(library))]
+        tmp_path / "t.tar",
+        [("metadata.json", members["metadata.json"]), ("mod.so", bytes(library))],
     )
     with pytest.raises(PackageError, match="member 'mod.so' does not match its sha256"):
         Package.load(path)
@@ -107,7 +108,8 @@ def test_newer_schema_is_refused(matmul_package, tmp_path):
     meta = json.loads(members["metadata.json"])
     meta["schema_version"] = 99
     path = _write_tar(
-        tmp_path / "t.tar", [("metadata.json", json.dumps(meta).encode()), ("mod.so", members["mod.so"])]
+        tmp_path / "t.tar",
+        [("metadata.json", json.dumps(meta).encode()), ("mod.so", members["mod.so"])],
     )
     with pytest.raises(PackageError, match="schema version 99 is newer"):
         Package.load(path)

@@ -29,7 +29,10 @@ def test_benchmark_statistics(matmul_package):
     [
         ({}, "missing input\\(s\\) x; the model's inputs are: x"),
         ({"x": np.zeros((1, 64), np.float32), "z": np.zeros(1)}, "unknown input\\(s\\) z"),
-        ({"x": np.zeros((2, 64), np.float32)}, r"input 'x': shape \[2, 64\] given, \[1, 64\] expected"),
+        (
+            {"x": np.zeros((2, 64), np.float32)},
+            r"input 'x': shape \[2, 64\] given, \[1, 64\] expected",
+        ),
         ({"x": np.zeros((1, 64), np.float64)}, "input 'x': dtype float64 given, float32 expected"),
     ],
 )

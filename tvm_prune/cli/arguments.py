@@ -28,7 +28,9 @@ def input_shapes(text: str) -> dict[str, tuple[int, ...]]:
         try:
             shape = tuple(int(d) for d in dims.split(",") if d.strip())
         except ValueError:
-            raise argparse.ArgumentTypeError(f"input '{name}': dimensions [{dims}] must be integers")
+            raise argparse.ArgumentTypeError(
+                f"input '{name}': dimensions [{dims}] must be integers"
+            )
         if not shape or any(d <= 0 for d in shape):
             raise argparse.ArgumentTypeError(f"input '{name}': shape [{dims}] must be positive")
         if name in shapes:

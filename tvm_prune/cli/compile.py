@@ -19,16 +19,27 @@ def add_parser(sub) -> argparse.ArgumentParser:
     parser.add_argument("--input-shapes", type=arguments.input_shapes, help=texts.INPUT_SHAPES)
     parser.add_argument("--cross-compiler", help=texts.CROSS_COMPILER)
     parser.add_argument(
-        "--cross-compiler-options", type=arguments.compiler_options, help=texts.CROSS_COMPILER_OPTIONS
+        "--cross-compiler-options",
+        type=arguments.compiler_options,
+        help=texts.CROSS_COMPILER_OPTIONS,
     )
     parser.add_argument("--tuning-records", help=texts.TUNING_RECORDS)
     parser.add_argument(
-        "-O", "--opt-level", type=int, choices=range(4), default=3, metavar="{0-3}",
+        "-O",
+        "--opt-level",
+        type=int,
+        choices=range(4),
+        default=3,
+        metavar="{0-3}",
         help=texts.OPT_LEVEL,
     )
     parser.add_argument(
-        "--disabled-pass", type=arguments.pass_names, action="extend", default=[],
-        metavar="NAME", help=texts.DISABLED_PASS,
+        "--disabled-pass",
+        type=arguments.pass_names,
+        action="extend",
+        default=[],
+        metavar="NAME",
+        help=texts.DISABLED_PASS,
     )
     return parser
 

@@ -19,7 +19,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
     parser.add_argument("--print-time", action="store_true", help=texts.PRINT_TIME)
     parser.add_argument("--repeat", type=arguments.positive_int, default=10, help=texts.REPEAT)
     parser.add_argument("--number", type=arguments.positive_int, default=1, help=texts.NUMBER)
-    parser.add_argument("--print-top", type=arguments.positive_int, metavar="N", help=texts.PRINT_TOP)
+    parser.add_argument(
+        "--print-top", type=arguments.positive_int, metavar="N", help=texts.PRINT_TOP
+    )
     parser.add_argument("--device", choices=("cpu",), default="cpu", help=texts.DEVICE)
     return parser
 

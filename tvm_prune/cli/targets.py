@@ -26,8 +26,13 @@ def run(args: argparse.Namespace) -> int:
         attrs = preset.target.attrs
         where = attrs.get("device") or preset.host_triple
         rows.append(
-            (name, str(preset.target.kind.name), str(where), preset.cross_compiler or "-",
-             preset.description)
+            (
+                name,
+                str(preset.target.kind.name),
+                str(where),
+                preset.cross_compiler or "-",
+                preset.description,
+            )
         )
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
     for row in rows:

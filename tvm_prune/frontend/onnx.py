@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-from onnx import helper, numpy_helper
+from onnx import helper
 
 from ..errors import InputShapeError, ModelLoadError, UnsupportedOpError
 from ..model import Model, TensorSpec

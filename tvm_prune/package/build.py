@@ -68,8 +68,9 @@ def compile_model(
 
     records_report = None
     start = time.perf_counter()
-    with preset.target, tvm.transform.PassContext(
-        opt_level=opt_level, disabled_pass=list(disabled_passes)
+    with (
+        preset.target,
+        tvm.transform.PassContext(opt_level=opt_level, disabled_pass=list(disabled_passes)),
     ):
         mod = model.bound_module()
         if tuning_records is not None:

@@ -65,7 +65,9 @@ class Runner:
         if repeat < 1 or number < 1:
             raise RunError("--repeat and --number must be at least 1")
         self._vm.set_input("main", *self._device_args(inputs))
-        timer = self._vm.time_evaluator("invoke_stateful", self.device, number=number, repeat=repeat)
+        timer = self._vm.time_evaluator(
+            "invoke_stateful", self.device, number=number, repeat=repeat
+        )
         results_ms = np.asarray(timer("main").results) * 1e3
         return BenchmarkResult(
             mean_ms=float(results_ms.mean()),
@@ -84,7 +86,8 @@ class Runner:
     def _outputs(self, result) -> dict[str, np.ndarray]:
         values = [result] if len(self.metadata.outputs) == 1 else list(result)
         return {
-            spec.name: value.numpy() for spec, value in zip(self.metadata.outputs, values, strict=True)
+            spec.name: value.numpy()
+            for spec, value in zip(self.metadata.outputs, values, strict=True)
         }
 
 

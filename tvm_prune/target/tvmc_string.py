@@ -44,7 +44,9 @@ def translate_tvmc_string(text: str) -> dict[str, Any]:
     result: dict[str, Any] = {"kind": kind}
     for token in options:
         if not token.startswith("-"):
-            raise TargetError(f"target {text!r}: cannot read '{token}' (options look like -key=value)")
+            raise TargetError(
+                f"target {text!r}: cannot read '{token}' (options look like -key=value)"
+            )
         key, has_value, value = token.lstrip("-").partition("=")
         if key not in schema or key in ("kind", "host"):
             known = ", ".join(k for k in schema if k not in ("kind", "host"))

@@ -182,9 +182,7 @@ def randomized_light_model(name: str, *, seed: int = 0) -> onnx.ModelProto:
 def pytorch_converted_cases(*, contains: tuple[str, ...] = ("Conv",)) -> list[str]:
     """Names of ``pytorch-converted`` test cases whose name contains one of ``contains``."""
     folder = onnx_data_dir() / "pytorch-converted"
-    return sorted(
-        p.name for p in folder.iterdir() if any(word in p.name for word in contains)
-    )
+    return sorted(p.name for p in folder.iterdir() if any(word in p.name for word in contains))
 
 
 def pytorch_converted_case(name: str) -> tuple[Path, dict[str, np.ndarray], list[np.ndarray]]:
@@ -200,9 +198,7 @@ def pytorch_converted_case(name: str) -> tuple[Path, dict[str, np.ndarray], list
         tensor.ParseFromString(path.read_bytes())
         return numpy_helper.to_array(tensor)
 
-    inputs = {
-        name: read(data / f"input_{i}.pb") for i, name in enumerate(input_names)
-    }
+    inputs = {name: read(data / f"input_{i}.pb") for i, name in enumerate(input_names)}
     outputs = [read(p) for p in sorted(data.glob("output_*.pb"))]
     return folder / "model.onnx", inputs, outputs
 

@@ -8,15 +8,27 @@ from pathlib import Path
 import numpy as np
 
 
-def run_ort(onnx_path: str | Path, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Outputs of ONNX Runtime's CPU provider, keyed by output name."""
-    import onnxruntime as ort
+class OrtReference:
+    """An ONNX Runtime CPU session for one model, to run many inputs through."""
 
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
-    names = [out.name for out in session.get_outputs()]
-    return dict(zip(names, session.run(names, dict(inputs)), strict=True))
+    def __init__(self, onnx_path: str | Path):
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        self._session = ort.InferenceSession(
+            str(onnx_path), options, providers=["CPUExecutionProvider"]
+        )
+        self._names = [out.name for out in self._session.get_outputs()]
+
+    def run(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Outputs keyed by output name."""
+        return dict(zip(self._names, self._session.run(self._names, dict(inputs)), strict=True))
+
+
+def run_ort(onnx_path: str | Path, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Outputs of ONNX Runtime's CPU provider for one run, keyed by output name."""
+    return OrtReference(onnx_path).run(inputs)
 
 
 def relative_error(actual: np.ndarray, expected: np.ndarray) -> float:

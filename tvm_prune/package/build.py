@@ -9,6 +9,7 @@ a driver on PATH such as ``aarch64-linux-gnu-g++``, ``ndk`` for the Android NDK
 
 from __future__ import annotations
 
+import logging
 import shutil
 import tempfile
 import time
@@ -27,6 +28,8 @@ from .archive import sha256_bytes, sha256_file, write_package
 from .metadata import PackageMetadata
 from .package import Package
 from .runner import LIBRARY_MEMBER
+
+logger = logging.getLogger(__name__)
 
 
 def compile_model(
@@ -63,10 +66,12 @@ def compile_model(
 
     start = time.perf_counter()
     if not isinstance(model, Model):
+        logger.info("importing %s", model)
         model = load_onnx(model, input_shapes=input_shapes)
     seconds["import"] = time.perf_counter() - start
 
     records_report = None
+    logger.info("building for %s (minutes for large models)", preset.name)
     start = time.perf_counter()
     with (
         preset.target,
@@ -87,6 +92,7 @@ def compile_model(
             ) from exc
     seconds["build"] = time.perf_counter() - start
 
+    logger.info("exporting the library (%s)", preset.cross_compiler or "this machine's compiler")
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="tvm-prune-") as tmp:
         lib_path = Path(tmp) / LIBRARY_MEMBER

@@ -1,7 +1,7 @@
 """Entry point: parse, dispatch to one command module, turn errors into one line + exit code.
 
-Each command module defines ``add_parser(subparsers)`` and ``run(args) -> int`` and imports
-TVM only inside ``run``, so ``--help`` is instant.
+Each command module defines ``add_parser(subparsers)`` and ``run(args) -> int``; the work it
+calls is imported inside ``run``.
 """
 
 from __future__ import annotations

@@ -224,3 +224,44 @@ def document_image(height: int, width: int, *, seed: int = 0) -> np.ndarray:
     image = np.repeat(page[:, :, None] / 255.0, 3, axis=2)
     mean, std = np.array([0.485, 0.456, 0.406]), np.array([0.229, 0.224, 0.225])
     return ((image - mean) / std).transpose(2, 0, 1)[None].astype(np.float32)
+
+
+def resize(
+    shape: tuple[int, int, int, int],
+    scales: tuple[int, int],
+    *,
+    mode: str,
+    coordinate_mode: str,
+    nearest_mode: str = "round_prefer_floor",
+    opset: int = 19,
+) -> onnx.ModelProto:
+    """``y = Resize(x, scales=[1, 1, *scales])`` with the given interpolation settings."""
+    attrs = {"mode": mode, "coordinate_transformation_mode": coordinate_mode}
+    if mode == "nearest":
+        attrs["nearest_mode"] = nearest_mode
+    n, c, h, w = shape
+    graph = helper.make_graph(
+        [helper.make_node("Resize", ["x", "", "scales"], ["y"], name="resize", **attrs)],
+        "resize",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(shape))],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [n, c, h * scales[0], w * scales[1]])],
+        [numpy_helper.from_array(np.array([1, 1, *scales], np.float32), "scales")],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+
+
+def upsample(shape: tuple[int, int, int, int], scales: tuple[int, int], *, mode: str) -> onnx.ModelProto:
+    """The legacy ``Upsample`` op, opset 8 (scales as an attribute; TVM's importer does not read
+    opset 9's scales input), ``nearest`` or ``linear`` mode."""
+    n, c, h, w = shape
+    graph = helper.make_graph(
+        [
+            helper.make_node(
+                "Upsample", ["x"], ["y"], name="upsample", mode=mode, scales=[1.0, 1.0, *map(float, scales)]
+            )
+        ],
+        "upsample",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(shape))],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [n, c, h * scales[0], w * scales[1]])],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 8)])

@@ -24,6 +24,7 @@ from ..frontend import load_onnx
 from ..model import Model
 from ..target import TargetPreset, resolve_target
 from ..target.presets import export_target
+from ..transform import default_rewrites
 from .archive import sha256_bytes, sha256_file, write_package
 from .metadata import PackageMetadata
 from .package import Package
@@ -78,6 +79,13 @@ def compile_model(
         tvm.transform.PassContext(opt_level=opt_level, disabled_pass=list(disabled_passes)),
     ):
         mod = model.bound_module()
+        rewrites = default_rewrites()
+        mod = tvm.transform.Sequential(rewrites)(mod)
+        rewrite_records = [
+            {"name": rewrite.info.name, "report": {"rewrites": list(rewrite.report)}}
+            for rewrite in rewrites
+            if rewrite.info.name not in disabled_passes
+        ]
         if tuning_records is not None:
             from ..tuning_records import apply_tuning_records
 
@@ -116,7 +124,7 @@ def compile_model(
         host_triple=preset.host_triple,
         inputs=model.inputs,
         outputs=model.outputs,
-        transforms=tuple(record.to_dict() for record in model.transforms),
+        transforms=(*(record.to_dict() for record in model.transforms), *rewrite_records),
         compile={
             "opt_level": opt_level,
             "disabled_passes": list(disabled_passes),

@@ -244,24 +244,39 @@ def resize(
         [helper.make_node("Resize", ["x", "", "scales"], ["y"], name="resize", **attrs)],
         "resize",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(shape))],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [n, c, h * scales[0], w * scales[1]])],
+        [
+            helper.make_tensor_value_info(
+                "y", TensorProto.FLOAT, [n, c, h * scales[0], w * scales[1]]
+            )
+        ],
         [numpy_helper.from_array(np.array([1, 1, *scales], np.float32), "scales")],
     )
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
 
 
-def upsample(shape: tuple[int, int, int, int], scales: tuple[int, int], *, mode: str) -> onnx.ModelProto:
+def upsample(
+    shape: tuple[int, int, int, int], scales: tuple[int, int], *, mode: str
+) -> onnx.ModelProto:
     """The legacy ``Upsample`` op, opset 8 (scales as an attribute; TVM's importer does not read
     opset 9's scales input), ``nearest`` or ``linear`` mode."""
     n, c, h, w = shape
     graph = helper.make_graph(
         [
             helper.make_node(
-                "Upsample", ["x"], ["y"], name="upsample", mode=mode, scales=[1.0, 1.0, *map(float, scales)]
+                "Upsample",
+                ["x"],
+                ["y"],
+                name="upsample",
+                mode=mode,
+                scales=[1.0, 1.0, *map(float, scales)],
             )
         ],
         "upsample",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(shape))],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [n, c, h * scales[0], w * scales[1]])],
+        [
+            helper.make_tensor_value_info(
+                "y", TensorProto.FLOAT, [n, c, h * scales[0], w * scales[1]]
+            )
+        ],
     )
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 8)])

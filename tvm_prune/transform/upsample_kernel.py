@@ -139,7 +139,11 @@ def _round(value: Fraction, rounding: str) -> int:
     """TVM's ``get_closest_index`` (its floor/ceil epsilon cannot matter for these rationals:
     they are multiples of 1/(2*scale), at least 1/16 away from the next integer)."""
     if rounding == "round":  # half away from zero, as LLVM's round
-        return math.floor(value + Fraction(1, 2)) if value >= 0 else -math.floor(-value + Fraction(1, 2))
+        return (
+            math.floor(value + Fraction(1, 2))
+            if value >= 0
+            else -math.floor(-value + Fraction(1, 2))
+        )
     if rounding == "round_prefer_floor":
         return math.ceil(value - Fraction(1, 2))
     if rounding == "round_prefer_ceil":
@@ -147,3 +151,23 @@ def _round(value: Fraction, rounding: str) -> int:
     if rounding == "floor":
         return math.floor(value)
     return math.ceil(value)
+
+
+def stencil_from_transposed_conv(
+    kernel: np.ndarray, stride: int, crop_begin: int, pad_before: int
+) -> Stencil1D:
+    """The stencil of a stride-``stride`` transposed conv with 1-D ``kernel``, cropped by
+    ``crop_begin`` at the start, of an input padded by ``pad_before`` (the inverse of
+    :meth:`Stencil1D.transposed_conv`). Output ``s*q + r`` reads padded input ``q - m`` with
+    weight ``kernel[s*m + r + crop_begin]``, i.e. input offset ``d = -m - pad_before``."""
+    taps = []
+    for r in range(stride):
+        phase = []
+        for m in range(-len(kernel), len(kernel) + 1):
+            index = stride * m + r + crop_begin
+            if 0 <= index < len(kernel) and kernel[index] != 0:
+                phase.append((-m - pad_before, Fraction(float(kernel[index]))))
+        if not phase:
+            raise NotAStencil(f"output phase {r} reads no input (kernel shorter than the stride)")
+        taps.append(tuple(sorted(phase)))
+    return Stencil1D(scale=stride, taps=tuple(taps))

@@ -240,3 +240,29 @@ def test_ppocr_det_with_and_without_the_rewrites(tmp_path):
     (name,) = reference
     assert relative_error(ours[name], reference[name]) <= 1e-5
     assert relative_error(ours[name], run_ort(path, {"x": image})[name]) <= 1e-4
+
+
+@pytest.mark.parametrize("mode", ["nearest", "linear"])
+def test_legacy_upsample(tmp_path, mode):
+    """Opset-8 Upsample: imported right (nearest needs FixUpsampleRounding), then lowered."""
+    proto = models.upsample(SHAPE, (2, 3), mode=mode)
+    path = models.save(proto, tmp_path / "up.onnx")
+    mod = tvm_prune.load_onnx(path).mod
+    x = np.random.default_rng(4).standard_normal(SHAPE).astype(np.float32)
+    expected = run_ort(path, {"x": x})["y"]
+    assert relative_error(_run(mod, x), expected) <= REL_TOL
+    lowered, lower_report, _ = _lowered(mod)
+    assert lower_report[0]["rewritten"] is True
+    assert relative_error(_run(lowered, x), expected) <= REL_TOL
+
+
+def test_kernel_builds_for_aarch64(tmp_path):
+    """The scheduled kernel cross-compiles for the aarch64 preset (running it there is the
+    device issue's job)."""
+    proto = models.resize((1, 8, 16, 16), (2, 2), mode="linear", coordinate_mode="half_pixel")
+    path = models.save(proto, tmp_path / "r.onnx")
+    package = tvm_prune.compile(path, target="aarch64-linux", output=tmp_path / "a.tar")
+    (emitted,) = [t for t in package.metadata.transforms if t["name"] == "EmitUpsampleKernels"]
+    assert emitted["report"]["rewrites"][0]["rewritten"] is True
+    assert package.members["mod.so"][:4] == b"\x7fELF"
+    assert package.members["mod.so"][18] == 183  # e_machine EM_AARCH64

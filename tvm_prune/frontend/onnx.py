@@ -2,6 +2,8 @@
 
 Before TVM sees the graph, it is normalised so that weights become named parameters of ``main``:
 
+* (after import) legacy ``Upsample`` nearest gets ONNX's floor rounding (TVM's importer uses
+  round; see :mod:`.fix_upsample_rounding`);
 * graph inputs that are also initializers (ONNX IR < 4 exporters list every weight as an input)
   are weights, not inputs;
 * ``Constant`` nodes holding tensors (PaddlePaddle exports store weights this way) and
@@ -29,6 +31,7 @@ from onnx import helper
 
 from ..errors import InputShapeError, ModelLoadError, UnsupportedOpError
 from ..model import Model, TensorSpec
+from .fix_upsample_rounding import FixUpsampleRounding
 
 # Input positions that hold a layer's learned tensors. Elementwise ops and MatMul count only for
 # tensors with more than one element: scalars there are constants of the formula (HardSwish's 3).
@@ -239,7 +242,7 @@ def _import(path: Path, proto: onnx.ModelProto, inputs: tuple[TensorSpec, ...]) 
         where = f" at operator {failing[0]}" if failing else ""
         raise ModelLoadError(f"{path}: ONNX import failed{where}: {_first_line(exc)}") from exc
 
-    mod, detached = detach_params(mod)
+    mod, detached = detach_params(FixUpsampleRounding()(mod))
     main = mod["main"]
     weight_vars = main.params[len(inputs) :]
     values = detached.get("main", [])

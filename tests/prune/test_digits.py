@@ -5,6 +5,8 @@ One session (one compile) is shared by the module; together these take a few sec
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -15,7 +17,7 @@ from tvm_prune.prune.layers import effective_weight, find_layers
 from tvm_prune.prune.methods import behavior, layerwise, magnitude
 from tvm_prune.prune.session import PruneSession
 
-from ..conftest import DIGITS
+DIGITS = Path(__file__).resolve().parents[2] / "examples" / "digits"
 
 
 @pytest.fixture(scope="module")

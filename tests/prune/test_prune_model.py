@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import tarfile
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -16,7 +17,7 @@ from tvm_prune.prune.data import load_npz
 from tvm_prune.prune.onnx_export import export_onnx
 from tvm_prune.testing.ort import OrtReference, assert_outputs_close
 
-from ..conftest import DIGITS
+DIGITS = Path(__file__).resolve().parents[2] / "examples" / "digits"
 
 
 def test_pruned_package_equals_ort_on_exported_onnx(tmp_path):

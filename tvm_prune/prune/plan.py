@@ -107,7 +107,9 @@ class PruningPlan:
             )
         rows.append(f"total sparsity {self.sparsity:.1%} ({self.method})")
         shown = ", ".join(
-            f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in self.result.items()
+            f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
+            for k, v in self.result.items()
+            if isinstance(v, int | float | str)
         )
         if shown:
             rows.append(shown)

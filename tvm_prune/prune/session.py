@@ -167,6 +167,12 @@ class Progress:
         self.done += 1
         if not self.enabled:
             return
+        if not sys.stderr.isatty():  # logs and pipes: a line at every quarter
+            quarter = max(self.total // 4, 1)
+            if self.done % quarter == 0 or self.done == self.total:
+                elapsed = time.perf_counter() - self.start
+                sys.stderr.write(f"{self.label}: {self.done}/{self.total} {elapsed:.1f}s {note}\n")
+            return
         width = 30
         filled = int(width * min(self.done, self.total) / self.total)
         elapsed = time.perf_counter() - self.start

@@ -64,8 +64,15 @@ def main() -> None:
                 )
             )
             print(f"done: {name}", flush=True)
-    header = ("model", "compile s", "import/build/export s", "package MB", "tvm ms", "ORT ms",
-              "tvm/ORT")
+    header = (
+        "model",
+        "compile s",
+        "import/build/export s",
+        "package MB",
+        "tvm ms",
+        "ORT ms",
+        "tvm/ORT",
+    )
     widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
     for row in [header, *rows]:
         print(" | ".join(str(cell).ljust(width) for cell, width in zip(row, widths)))

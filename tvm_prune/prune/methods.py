@@ -4,8 +4,10 @@
 * :func:`layerwise` -- per-layer thresholds from each layer's fitted weight distribution
   (:func:`.distribution.distribution_thresholds`) for a global target sparsity.
 * :func:`behavior` -- the largest thresholds whose behaviour change on calibration inputs stays
-  within a tolerance: bisection on the distribution cut shared by all layers, then a pass that
-  raises each layer's own threshold (bisection on its sparsity) while the whole stays within.
+  within a tolerance: bisection on one global cut of the judged (BN-folded) magnitudes, then a
+  pass that raises each layer's own threshold (bisection on its sparsity) while the whole stays
+  within. (The distribution-shaped cut of ``layerwise`` was tried as the global phase first; on
+  the digits CNN it lost to the plain global cut on effective weights, see bench/.)
 """
 
 from __future__ import annotations
@@ -35,13 +37,15 @@ def behavior(
     session: PruneSession, *, tolerance: float, per_layer: bool = True, iterations: int = 10
 ) -> PruningPlan:
     """Largest thresholds with ``loss <= tolerance`` (loss in the session's unit)."""
-    scales = _fit_scales(session)
     steps: list[dict] = []
     total = iterations + (len(session.layers) * 6 if per_layer else 0)
     bar = Progress("behaviour scan", total, session.progress)
 
+    magnitudes = list(session.magnitudes.values())
+
     def thresholds_at(sparsity: float) -> dict[str, float]:
-        return distribution_thresholds(session.magnitudes, scales, sparsity)[0]
+        cut = global_threshold(magnitudes, sparsity)
+        return {layer.weight: cut for layer in session.layers}
 
     low, high = 0.0, 1.0
     for _ in range(iterations):

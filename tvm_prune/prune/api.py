@@ -16,6 +16,7 @@ from .methods import behavior, layerwise, magnitude
 from .metrics import METRICS
 from .plan import PruningPlan
 from .session import PruneSession
+from .sparse import storage_report
 
 logger = logging.getLogger(__name__)
 
@@ -96,6 +97,7 @@ def apply_plan(model: Model, plan: PruningPlan, session: PruneSession) -> Model:
     mod = PruneWeights(masks)(model.mod)
     report = plan.to_dict()
     report["mask_sha256"] = {name: mask_digest(mask) for name, mask in masks.items()}
+    report["storage"] = storage_report(params)
     report["evaluator"] = {
         "compile_seconds": round(session.evaluator.compile_seconds, 3),
         "runs": session.evaluator.runs,

@@ -7,7 +7,7 @@ import numpy as np
 from tvm_prune.prune.sparse import pack, pack_params, storage_report, unpack
 
 
-def test_round_trip_is_exact_including_negative_zero_free_values():
+def test_round_trip_is_exact():
     rng = np.random.default_rng(0)
     weight = rng.standard_normal((17, 3, 3, 3)).astype(np.float32)
     weight[rng.random(weight.shape) < 0.7] = 0

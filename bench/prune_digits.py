@@ -49,12 +49,16 @@ def main() -> None:
     full = sessions[(True, True)]
 
     rows = []
-    for name, key in (
-        ("magnitude (raw |w|)", (False, False)),
-        ("magnitude (eff. + bias)", (True, True)),
-        ("layerwise", (True, True)),
+
+    def fitted_scale(session, sparsity):
+        return layerwise(session, sparsity=sparsity, rule="fitted-scale")
+
+    for name, key, method in (
+        ("magnitude (raw |w|)", (False, False), magnitude),
+        ("magnitude (eff. + bias)", (True, True), magnitude),
+        ("layerwise LAMP", (True, True), layerwise),
+        ("layerwise fitted scale", (True, True), fitted_scale),
     ):
-        method = magnitude if name.startswith("magnitude") else layerwise
         for s in SPARSITIES:
             plan = method(sessions[key], sparsity=s)
             rows.append(
@@ -77,7 +81,7 @@ def main() -> None:
         )
 
     print("\nablation at 70 % sparsity (test accuracy %), global magnitude cut vs per layer:")
-    print("| judged on / bias correction | magnitude | layerwise | greedy (kl) |")
+    print("| judged on / bias correction | magnitude | layerwise LAMP | greedy (kl) |")
     print("|---|---:|---:|---:|")
     for key in ((False, False), (True, False), (True, True), (False, True)):
         session = sessions[key]

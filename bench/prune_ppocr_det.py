@@ -58,8 +58,13 @@ def main() -> None:
     plans = {}
     for s in (0.1, 0.3, 0.5, 0.7):
         row(f"magnitude raw |w|, {s:.0%}", raw, magnitude(raw, sparsity=s))
-        plans[s] = row(f"magnitude effective + bias, {s:.0%}", full, magnitude(full, sparsity=s))
-        row(f"layerwise (distribution), {s:.0%}", full, layerwise(full, sparsity=s))
+        row(f"magnitude effective + bias, {s:.0%}", full, magnitude(full, sparsity=s))
+        plans[s] = row(f"layerwise LAMP, {s:.0%}", full, layerwise(full, sparsity=s))
+        row(
+            f"layerwise fitted scale, {s:.0%}",
+            full,
+            layerwise(full, sparsity=s, rule="fitted-scale"),
+        )
     for tol in (0.05, 0.2):
         row(
             f"behavior rel-l2 <= {tol} (global)",
@@ -88,7 +93,7 @@ def main() -> None:
         )
     report = storage_report({**model.params, **full.changed_params(plans[0.7].thresholds)})
     print(
-        f"\nweights at 70 % sparsity (magnitude effective + bias): dense "
+        f"\nweights at 70 % sparsity (layerwise LAMP): dense "
         f"{report['dense_bytes'] / 1e6:.2f} MB, "
         f"bitmask+values {report['packed_bytes'] / 1e6:.2f} MB "
         f"({100 * report['packed_ratio']:.1f} %)"

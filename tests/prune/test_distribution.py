@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from tvm_prune.prune.distribution import (
     distribution_thresholds,
@@ -42,3 +43,26 @@ def test_per_layer_thresholds_scale_with_the_layer_distribution():
     assert np.mean(narrow < single) > 0.9  # the narrow layer is nearly wiped out
     assert np.mean(wide < single) < 0.3
     assert abs(np.mean(np.concatenate([narrow, wide]) < single) - 0.6) < 1e-3
+
+
+def test_lamp_scores_and_thresholds():
+    from tvm_prune.prune.distribution import lamp_scores, lamp_thresholds
+
+    mags, scores = lamp_scores(np.array([3.0, -1.0, 2.0]))
+    np.testing.assert_allclose(mags, [1, 2, 3])
+    np.testing.assert_allclose(scores, [1 / 14, 4 / 13, 1.0])
+
+    rng = np.random.default_rng(2)
+    small = np.abs(rng.laplace(0.0, 0.001, 300))  # a tiny-scale layer a global cut would wipe out
+    large = np.abs(rng.normal(0.0, 1.0, 3000))
+    thresholds = lamp_thresholds({"small": small, "large": large}, 0.7)
+    pruned = {
+        "small": np.sum(small < thresholds["small"]),
+        "large": np.sum(large < thresholds["large"]),
+    }
+    assert abs(pruned["small"] + pruned["large"] - 0.7 * 3300) <= 1
+    assert pruned["small"] < small.size  # the largest weight of every layer survives
+    # Rescaling a layer rescales its threshold and nothing else.
+    scaled = lamp_thresholds({"small": small * 1000, "large": large}, 0.7)
+    assert scaled["small"] == pytest.approx(thresholds["small"] * 1000)
+    assert scaled["large"] == thresholds["large"]

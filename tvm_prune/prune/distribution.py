@@ -7,6 +7,10 @@ whichever has the higher log-likelihood. A global target sparsity becomes per-la
 bisection so that the pruned fraction over all layers is the target. A layer with a wide
 distribution therefore keeps a larger threshold than a narrow one, and no layer is wiped out by
 a cut sized for another layer's scale, as a single global magnitude cut does.
+
+That rule prunes every layer to about the same fraction. :func:`lamp_thresholds` also derives
+each threshold from the layer's own distribution (of squared magnitudes, cumulated from the
+top) but lets the fraction differ by layer; it is the default of the ``layerwise`` method.
 """
 
 from __future__ import annotations
@@ -74,6 +78,35 @@ def distribution_thresholds(
         else:
             high = mid
     return {name: high * scales[name] for name in magnitudes}, high
+
+
+def lamp_scores(magnitudes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted ``|w|`` of one layer and each weight's share of the energy at or above it.
+
+    ``score_i = w_i^2 / sum_{|w_j| >= |w_i|} w_j^2`` (LAMP, Lee et al., ICLR 2021): increasing
+    in ``|w|``, 1 for the layer's largest weight, and unchanged by rescaling the layer, so one
+    cut on the scores gives every layer its own threshold from its own distribution of
+    magnitudes, and never removes a whole layer.
+    """
+    mags = np.sort(np.abs(np.asarray(magnitudes, dtype=np.float64)).ravel())
+    energy = mags**2
+    tail = np.cumsum(energy[::-1])[::-1]
+    return mags, energy / np.maximum(tail, np.finfo(np.float64).tiny)
+
+
+def lamp_thresholds(magnitudes: Mapping[str, np.ndarray], sparsity: float) -> dict[str, float]:
+    """Per-layer magnitude thresholds from one global cut on LAMP scores."""
+    per_layer = {name: lamp_scores(m) for name, m in magnitudes.items()}
+    allscores = np.sort(np.concatenate([scores for _, scores in per_layer.values()]))
+    k = round(sparsity * allscores.size)
+    if k <= 0:
+        return {name: 0.0 for name in magnitudes}
+    cut = allscores[k - 1]
+    thresholds = {}
+    for name, (mags, scores) in per_layer.items():
+        count = int(np.searchsorted(scores, cut, side="right"))  # scores are non-decreasing
+        thresholds[name] = 0.0 if count == 0 else float(np.nextafter(mags[count - 1], np.inf))
+    return thresholds
 
 
 def global_threshold(magnitudes: Sequence[np.ndarray], sparsity: float) -> float:

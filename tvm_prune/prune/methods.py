@@ -4,17 +4,21 @@
 * :func:`layerwise` -- per-layer thresholds from each layer's fitted weight distribution
   (:func:`.distribution.distribution_thresholds`) for a global target sparsity.
 * :func:`behavior` -- the largest thresholds whose behaviour change on calibration inputs stays
-  within a tolerance: bisection on one global cut of the judged (BN-folded) magnitudes, then a
+  within a tolerance: bisection on the sparsity of the ``layerwise`` (LAMP) thresholds, then a
   pass that raises each layer's own threshold (bisection on its sparsity) while the whole stays
-  within. (The distribution-shaped cut of ``layerwise`` was tried as the global phase first; on
-  the digits CNN it lost to the plain global cut on effective weights, see bench/.)
+  within.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .distribution import distribution_thresholds, global_threshold, weight_statistics
+from .distribution import (
+    distribution_thresholds,
+    global_threshold,
+    lamp_thresholds,
+    weight_statistics,
+)
 from .plan import PruningPlan
 from .session import Progress, PruneSession
 
@@ -25,12 +29,17 @@ def magnitude(session: PruneSession, *, sparsity: float) -> PruningPlan:
     return _plan(session, "magnitude", thresholds, {"sparsity": sparsity})
 
 
-def layerwise(session: PruneSession, *, sparsity: float) -> PruningPlan:
-    scales = _fit_scales(session)
-    thresholds, cut = distribution_thresholds(session.magnitudes, scales, sparsity)
-    return _plan(
-        session, "layerwise", thresholds, {"sparsity": sparsity, "cut_in_fitted_scales": cut}
-    )
+def layerwise(session: PruneSession, *, sparsity: float, rule: str = "lamp") -> PruningPlan:
+    """``rule``: ``lamp`` (one cut on each layer's tail-energy scores) or ``fitted-scale``
+    (one cut in units of each layer's fitted Laplace/normal scale)."""
+    if rule == "lamp":
+        thresholds, extra = lamp_thresholds(session.magnitudes, sparsity), {}
+    else:
+        thresholds, cut = distribution_thresholds(
+            session.magnitudes, _fit_scales(session), sparsity
+        )
+        extra = {"cut_in_fitted_scales": cut}
+    return _plan(session, "layerwise", thresholds, {"sparsity": sparsity, "rule": rule, **extra})
 
 
 def behavior(
@@ -41,11 +50,8 @@ def behavior(
     total = iterations + (len(session.layers) * 6 if per_layer else 0)
     bar = Progress("behaviour scan", total, session.progress)
 
-    magnitudes = list(session.magnitudes.values())
-
     def thresholds_at(sparsity: float) -> dict[str, float]:
-        cut = global_threshold(magnitudes, sparsity)
-        return {layer.weight: cut for layer in session.layers}
+        return lamp_thresholds(session.magnitudes, sparsity)
 
     low, high = 0.0, 1.0
     for _ in range(iterations):

@@ -49,7 +49,8 @@ PRUNE = "prune the conv/dense weights of an ONNX model and write the report (and
 PRUNE_MODEL = "the ONNX model file"
 PRUNE_METHOD = (
     "magnitude: one global cut on raw |w| (baseline); layerwise: per-layer thresholds from each "
-    "layer's fitted weight distribution (needs --sparsity); greedy: per-layer sensitivity scan, "
+    "layer's own magnitude distribution (one cut on LAMP scores, each weight's share of its "
+    "layer's tail energy; needs --sparsity); greedy: per-layer sensitivity scan, "
     "then the layer with the best predicted loss per weight removed, one step at a time "
     "(--sparsity and/or --tolerance); behavior: largest thresholds whose output change stays "
     "within --tolerance"

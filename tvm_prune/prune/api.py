@@ -46,7 +46,8 @@ def prune_model(
     ----------
     method : str
         ``magnitude`` (baseline: one global cut, raw weights, no bias correction by default),
-        ``layerwise`` (distribution thresholds; needs ``sparsity``), ``greedy`` (predicted
+        ``layerwise`` (per-layer thresholds from each layer's magnitude distribution, LAMP
+        scores; needs ``sparsity``), ``greedy`` (predicted
         accuracy change; ``sparsity`` and/or ``tolerance``) or ``behavior`` (largest
         thresholds within ``tolerance``).
     tolerance : float

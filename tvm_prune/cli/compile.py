@@ -7,6 +7,7 @@ import logging
 
 from . import arguments
 from . import help as texts
+from .prune import add_prune_options
 
 logger = logging.getLogger("tvm_prune")
 
@@ -41,6 +42,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
         metavar="NAME",
         help=texts.DISABLED_PASS,
     )
+    prune_options = parser.add_argument_group("pruning (as for `tvm-prune prune`)")
+    add_prune_options(prune_options, flag="--prune", required=False)
     return parser
 
 
@@ -60,8 +63,14 @@ def run(args: argparse.Namespace) -> int:
         args.opt_level,
         f", disabled passes: {', '.join(args.disabled_pass)}" if args.disabled_pass else "",
     )
+    model = args.model
+    if args.method is not None:
+        from ..frontend import load_onnx
+        from .prune import prune_from_args
+
+        model, _ = prune_from_args(load_onnx(args.model, input_shapes=args.input_shapes), args)
     package = compile_model(
-        args.model,
+        model,
         target=preset,
         output=args.output,
         input_shapes=args.input_shapes,

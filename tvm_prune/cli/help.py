@@ -44,3 +44,32 @@ DEVICE = "device to run on (default: cpu)"
 
 TARGETS = "list the target presets, or show one in full"
 TARGETS_NAME = "a preset to show in full (JSON)"
+
+PRUNE = "prune the conv/dense weights of an ONNX model and write the report (and pruned ONNX)"
+PRUNE_MODEL = "the ONNX model file"
+PRUNE_METHOD = (
+    "magnitude: one global cut on raw |w| (baseline); layerwise: per-layer thresholds from each "
+    "layer's own magnitude distribution (one cut on LAMP scores, each weight's share of its "
+    "layer's tail energy; needs --sparsity); greedy: per-layer sensitivity scan, "
+    "then the layer with the best predicted loss per weight removed, one step at a time "
+    "(--sparsity and/or --tolerance); behavior: largest thresholds whose output change stays "
+    "within --tolerance"
+)
+SPARSITY = "target fraction of prunable weights set to zero, e.g. 0.6"
+TOLERANCE = (
+    "allowed loss: units of --metric; for greedy with labels and no --metric, accuracy points"
+)
+METRIC = (
+    "behaviour-change metric: kl or top1 (classifiers), rel-l2 or cosine (dense maps); "
+    "default kl for 2-d outputs, else rel-l2"
+)
+CALIB = (
+    ".npz with one array per model input (N samples) and optional 'label'; default: random "
+    "inputs (a proxy, with a warning)"
+)
+REPORT = "write the pruning report (JSON) here"
+PLOT = "write PNG plots (sensitivity curves, loss vs sparsity) into this folder (matplotlib)"
+PRUNE_OUTPUT = "write the pruned model as ONNX (the original graph with pruned weights)"
+NO_BIAS_CORRECTION = "do not correct biases for the expected output shift of pruned layers"
+RAW_WEIGHTS = "judge magnitudes on the stored weights instead of BN-folded effective weights"
+COMPILE_PRUNE = "prune the weights with this method before compiling (options as for prune)"

@@ -78,7 +78,9 @@ def compile_model(
         preset.target,
         tvm.transform.PassContext(opt_level=opt_level, disabled_pass=list(disabled_passes)),
     ):
-        mod = model.bound_module()
+        # Fold what the bound weights make constant (weight transposes, PruneWeights masks):
+        # TVM's default pipeline does not, and the library would carry both operands.
+        mod = tvm.relax.transform.FoldConstant()(model.bound_module())
         rewrites = default_rewrites()
         mod = tvm.transform.Sequential(rewrites)(mod)
         rewrite_records = [

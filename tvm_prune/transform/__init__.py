@@ -1,12 +1,15 @@
-"""Exact graph rewrites (Relax passes) that tvm-prune runs by default when compiling.
+"""Relax passes of tvm-prune, each a ``tvm.transform.Pass`` in its own file.
 
-Each pass is a ``tvm.transform.Pass`` with a ``report`` list filled when it runs; the build
-records the reports in the package metadata. ``--disabled-pass NAME`` skips one (TVM skips any
-pass whose name is in the ``PassContext``'s disabled list).
+In: an ``IRModule``; out: the rewritten module. ``PruneWeights`` runs when a pruning plan is
+applied. The exact graph rewrites of :func:`default_rewrites` run by default when compiling,
+after the weights are bound; each has a ``report`` list filled when it runs, which the build
+records in the package metadata. ``--disabled-pass NAME`` skips one (TVM skips any pass whose
+name is in the ``PassContext``'s disabled list).
 """
 
 from .emit_upsample_kernels import EmitUpsampleKernels
 from .lower_upsampling import LowerUpsampling
+from .prune_weights import PruneWeights
 
 
 def default_rewrites() -> list:
@@ -14,4 +17,4 @@ def default_rewrites() -> list:
     return [LowerUpsampling(), EmitUpsampleKernels()]
 
 
-__all__ = ["EmitUpsampleKernels", "LowerUpsampling", "default_rewrites"]
+__all__ = ["EmitUpsampleKernels", "LowerUpsampling", "PruneWeights", "default_rewrites"]

@@ -1,0 +1,62 @@
+"""``tvm-prune prune`` and ``compile --prune``: exit codes, report, pruned ONNX, package."""
+
+from __future__ import annotations
+
+import json
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+from tvm_prune.cli.main import main
+from tvm_prune.testing.ort import run_ort
+
+DIGITS = Path(__file__).resolve().parents[2] / "examples" / "digits"
+
+
+def test_prune_writes_report_and_onnx(tmp_path, capsys):
+    report, out = tmp_path / "report.json", tmp_path / "pruned.onnx"
+    code = main(
+        [
+            "prune",
+            str(DIGITS / "digits_cnn.onnx"),
+            "--method",
+            "layerwise",
+            "--sparsity",
+            "0.6",
+            "--calib",
+            str(DIGITS / "digits_calib.npz"),
+            "--report",
+            str(report),
+            "-o",
+            str(out),
+        ]
+    )
+    assert code == 0
+    assert "total sparsity 60.0% (layerwise)" in capsys.readouterr().out
+    data = json.loads(report.read_text())
+    assert data["method"] == "layerwise" and abs(data["sparsity"] - 0.6) < 1e-3
+    weights = {t.name: numpy_helper.to_array(t) for t in onnx.load(out).graph.initializer}
+    zeros = sum(int(np.sum(weights[layer["weight"]] == 0)) for layer in data["layers"])
+    assert zeros >= sum(layer["pruned"] for layer in data["layers"])
+    x = np.load(DIGITS / "digits_test.npz")["input"][:1]
+    assert run_ort(out, {"input": x})["logits"].shape == (1, 10)
+
+
+def test_compile_with_prune_records_the_plan(tmp_path):
+    out = tmp_path / "m.tar"
+    args = ["compile", str(DIGITS / "digits_cnn.onnx"), "-o", str(out)]
+    args += ["--prune", "magnitude", "--sparsity", "0.5", "--calib"]
+    assert main([*args, str(DIGITS / "digits_calib.npz")]) == 0
+    with tarfile.open(out) as tar:
+        meta = json.load(tar.extractfile("metadata.json"))
+    assert meta["transforms"][-1]["name"] == "PruneWeights"
+    assert meta["transforms"][-1]["report"]["method"] == "magnitude"
+
+
+def test_behavior_without_tolerance_is_a_one_line_error(capsys):
+    code = main(["prune", str(DIGITS / "digits_cnn.onnx"), "--method", "behavior"])
+    assert code == 2
+    assert "needs --tolerance" in capsys.readouterr().err.strip().splitlines()[-1]

@@ -1,0 +1,96 @@
+"""``tvm-prune prune MODEL --method M (--sparsity S | --tolerance T) [...]``"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+
+from . import arguments
+from . import help as texts
+
+logger = logging.getLogger("tvm_prune")
+
+METHODS = ("magnitude", "layerwise", "greedy", "behavior")
+METRICS = ("kl", "top1", "rel-l2", "cosine")
+
+
+def add_parser(sub) -> argparse.ArgumentParser:
+    parser = sub.add_parser("prune", help=texts.PRUNE, description=texts.PRUNE)
+    parser.add_argument("model", help=texts.PRUNE_MODEL)
+    parser.add_argument("--input-shapes", type=arguments.input_shapes, help=texts.INPUT_SHAPES)
+    add_prune_options(parser, flag="--method", required=True)
+    parser.add_argument("-o", "--output", help=texts.PRUNE_OUTPUT)
+    return parser
+
+
+def add_prune_options(parser: argparse.ArgumentParser, *, flag: str, required: bool) -> None:
+    """The pruning options shared by ``prune`` and ``compile --prune``."""
+    help_text = texts.PRUNE_METHOD if flag == "--method" else texts.COMPILE_PRUNE
+    parser.add_argument(flag, dest="method", choices=METHODS, required=required, help=help_text)
+    parser.add_argument("--sparsity", type=arguments.fraction, help=texts.SPARSITY)
+    parser.add_argument("--tolerance", type=arguments.non_negative_float, help=texts.TOLERANCE)
+    parser.add_argument("--metric", choices=METRICS, help=texts.METRIC)
+    parser.add_argument("--calib", help=texts.CALIB)
+    parser.add_argument("--report", help=texts.REPORT)
+    parser.add_argument("--plot", help=texts.PLOT)
+    parser.add_argument("--no-bias-correction", action="store_true", help=texts.NO_BIAS_CORRECTION)
+    parser.add_argument("--raw-weights", action="store_true", help=texts.RAW_WEIGHTS)
+
+
+def prune_from_args(model, args: argparse.Namespace):
+    """Run the pruning the options ask for; log the table, write report and plots."""
+    from ..prune.api import prune_model
+    from ..prune.data import load_npz
+
+    data = load_npz(args.calib, model) if args.calib else None
+    logger.info(
+        "pruning %s: method %s, sparsity %s, tolerance %s, metric %s, data %s",
+        model.source,
+        args.method,
+        args.sparsity,
+        args.tolerance,
+        args.metric or "default",
+        args.calib or "generated",
+    )
+    pruned, plan = prune_model(
+        model,
+        method=args.method,
+        sparsity=args.sparsity,
+        tolerance=args.tolerance,
+        metric=args.metric,
+        data=data,
+        effective=not args.raw_weights,
+        bias_correction=False if args.no_bias_correction else None,
+        progress=True,
+    )
+    print(plan.table())
+    if args.report:
+        report = pruned.transforms[-1].report
+        _write_text(Path(args.report), json.dumps(report, indent=2, default=float))
+        logger.info("wrote %s", args.report)
+    if args.plot:
+        from ..prune.plots import write_plots
+
+        for path in write_plots(plan, Path(args.plot)):
+            logger.info("wrote %s", path)
+    return pruned, plan
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..frontend import load_onnx
+    from ..prune.onnx_export import export_onnx
+
+    model = load_onnx(args.model, input_shapes=args.input_shapes)
+    pruned, _ = prune_from_args(model, args)
+    if args.output:
+        export_onnx(pruned, args.output)
+        logger.info("wrote %s", args.output)
+    return 0
+
+
+def _write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)

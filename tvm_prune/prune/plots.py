@@ -1,0 +1,72 @@
+"""PNG plots of a plan: per-layer sensitivity curves (greedy) and loss vs sparsity.
+
+Needs matplotlib (``pip install tvm-prune[plot]``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import TvmPruneError
+from .plan import PruningPlan
+
+
+def write_plots(plan: PruningPlan, folder: Path) -> list[Path]:
+    """Write the plots this plan has data for into ``folder``; return their paths."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as exc:
+        raise TvmPruneError("--plot needs matplotlib: pip install 'tvm-prune[plot]'") from exc
+    folder.mkdir(parents=True, exist_ok=True)
+    unit = plan.settings.get("loss_unit", "loss")
+    written = []
+
+    curves = plan.result.get("curves")
+    if curves:
+        levels = plan.settings["levels"]
+        fig, ax = plt.subplots(figsize=(7, 4.5))
+        for name, curve in curves.items():
+            ax.plot([100 * v for v in levels], curve, marker=".", label=name)
+        ax.set(xlabel="layer sparsity (%)", ylabel=unit, title="sensitivity of each layer alone")
+        ax.set_yscale("symlog", linthresh=1e-3)
+        ax.legend(fontsize=7)
+        written.append(_save(fig, folder / "sensitivity.png"))
+
+    points = [
+        (s["sparsity"], s.get("measured_loss", s.get("loss")))
+        for s in plan.steps
+        if "sparsity" in s and (s.get("measured_loss", s.get("loss")) is not None)
+    ]
+    if points:
+        fig, ax = plt.subplots(figsize=(7, 4.5))
+        ax.scatter([100 * p[0] for p in points], [p[1] for p in points], s=12, label="measured")
+        predicted = [
+            (s["sparsity"], s["predicted_loss"]) for s in plan.steps if "predicted_loss" in s
+        ]
+        if predicted:
+            ax.scatter(
+                [100 * p[0] for p in predicted],
+                [p[1] for p in predicted],
+                s=12,
+                marker="x",
+                label="predicted",
+            )
+        tolerance = plan.settings.get("tolerance")
+        if tolerance is not None:
+            ax.axhline(tolerance, color="grey", linestyle="--", label="tolerance")
+        ax.set(xlabel="total sparsity (%)", ylabel=unit, title=f"{plan.method}: loss vs sparsity")
+        ax.legend()
+        written.append(_save(fig, folder / f"{plan.method}_loss_vs_sparsity.png"))
+    return written
+
+
+def _save(fig, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return path

@@ -1,0 +1,185 @@
+"""One pruning run's shared state: layers, judged magnitudes, the evaluator and the loss.
+
+The *loss* every method minimises or bounds is, in this order of preference:
+
+* ``accuracy`` objective: the accuracy drop in percentage points against the dense model
+  (labels or a user accuracy callable needed);
+* a behaviour metric from :mod:`.metrics` against the dense outputs (no labels needed).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+
+import numpy as np
+
+from ..model import Model
+from .apply import layer_masks, pruned_params
+from .data import CalibrationData
+from .distribution import weight_statistics
+from .engine import Evaluator, layer_input_means
+from .layers import PrunableLayer, effective_weight, find_layers
+from .metrics import METRICS, accuracy
+from .plan import LayerPlan
+
+logger = logging.getLogger(__name__)
+
+AccuracyFn = Callable[[Sequence[np.ndarray]], float]
+
+
+class PruneSession:
+    """Evaluate any set of per-layer thresholds on the calibration data.
+
+    Parameters
+    ----------
+    model : Model
+    data : CalibrationData
+    metric : str
+        Behaviour metric name (see :data:`.metrics.METRICS`).
+    objective : str
+        ``accuracy`` (labels or ``accuracy_fn`` required) or ``behavior`` (the metric).
+    effective : bool
+        Judge magnitudes on BN-folded weights.
+    bias_correction : bool
+        Correct each pruned layer's bias for its expected output shift.
+    accuracy_fn : callable, optional
+        Outputs (list of stacked arrays) -> accuracy in [0, 1]; replaces label accuracy.
+    """
+
+    def __init__(
+        self,
+        model: Model,
+        data: CalibrationData,
+        *,
+        metric: str = "kl",
+        objective: str = "behavior",
+        effective: bool = True,
+        bias_correction: bool = True,
+        accuracy_fn: AccuracyFn | None = None,
+        progress: bool = False,
+    ):
+        self.model = model
+        self.data = data
+        self.metric = metric
+        self.effective = effective
+        self.bias_correction = bias_correction
+        self.progress = progress
+        self.layers: tuple[PrunableLayer, ...] = find_layers(model.mod, model.params)
+        if not self.layers:
+            from ..errors import TvmPruneError
+
+            raise TvmPruneError(f"{model.source}: no prunable layer (conv2d, matmul with weights)")
+        self.judged = {
+            layer.weight: effective_weight(layer, model.params)
+            if effective
+            else np.asarray(model.params[layer.weight])
+            for layer in self.layers
+        }
+        self.magnitudes = {name: np.abs(w) for name, w in self.judged.items()}
+        self.sorted_magnitudes = {k: np.sort(v.ravel()) for k, v in self.magnitudes.items()}
+        self.sizes = {
+            layer.weight: int(self.magnitudes[layer.weight].size) for layer in self.layers
+        }
+        self.macs = {layer.weight: layer.macs_per_weight for layer in self.layers}
+        if accuracy_fn is None and data.labels is not None:
+            labels = data.labels
+            accuracy_fn = lambda outputs: accuracy(outputs[0], labels)  # noqa: E731
+        self.accuracy_fn = accuracy_fn
+        self.objective = objective if accuracy_fn is not None else "behavior"
+        self.evaluator = Evaluator(model, data.inputs)
+        self.input_means = (
+            layer_input_means(model, data.inputs, self.layers) if bias_correction else None
+        )
+        self.dense_outputs = self.evaluator.run()
+        self.dense_accuracy = None if accuracy_fn is None else accuracy_fn(self.dense_outputs)
+        self.evaluations = 0
+
+    def threshold_for(self, name: str, layer_sparsity: float) -> float:
+        """The threshold that prunes ``layer_sparsity`` of layer ``name``."""
+        mags = self.sorted_magnitudes[name]
+        k = round(layer_sparsity * mags.size)
+        return 0.0 if k <= 0 else float(np.nextafter(mags[min(k, mags.size) - 1], np.inf))
+
+    def pruned_count(self, name: str, threshold: float) -> int:
+        return int(np.searchsorted(self.sorted_magnitudes[name], threshold, side="left"))
+
+    def changed_params(self, thresholds: Mapping[str, float]) -> dict[str, np.ndarray]:
+        masks = layer_masks(self.magnitudes, thresholds)
+        return pruned_params(self.model.params, self.layers, masks, self.input_means)
+
+    def measure(self, thresholds: Mapping[str, float]) -> dict[str, float]:
+        """Run the model pruned with ``thresholds``: loss, metric, accuracy and sparsity."""
+        outputs = self.evaluator.run(self.changed_params(thresholds))
+        self.evaluations += 1
+        result = {"metric": METRICS[self.metric](self.dense_outputs[0], outputs[0])}
+        if self.accuracy_fn is not None:
+            result["accuracy"] = self.accuracy_fn(outputs)
+        if self.objective == "accuracy":
+            result["loss"] = 100.0 * (self.dense_accuracy - result["accuracy"])
+        else:
+            result["loss"] = result["metric"]
+        result["sparsity"] = self.sparsity(thresholds)
+        return result
+
+    def sparsity(self, thresholds: Mapping[str, float]) -> float:
+        pruned = sum(self.pruned_count(name, t) for name, t in thresholds.items())
+        return pruned / sum(self.sizes.values())
+
+    def layer_plans(self, thresholds: Mapping[str, float]) -> tuple[LayerPlan, ...]:
+        return tuple(
+            LayerPlan(
+                weight=layer.weight,
+                op=layer.op,
+                threshold=float(thresholds.get(layer.weight, 0.0)),
+                size=self.sizes[layer.weight],
+                pruned=self.pruned_count(layer.weight, thresholds.get(layer.weight, 0.0)),
+                stats=weight_statistics(self.judged[layer.weight]),
+            )
+            for layer in self.layers
+        )
+
+    def settings(self) -> dict:
+        return {
+            "metric": self.metric,
+            "objective": self.objective,
+            "loss_unit": "accuracy points" if self.objective == "accuracy" else self.metric,
+            "effective_weights": self.effective,
+            "bias_correction": self.bias_correction,
+            "data": self.data.source,
+            "samples": self.data.num_samples,
+        }
+
+    def dense_result(self) -> dict:
+        return {} if self.dense_accuracy is None else {"dense_accuracy": self.dense_accuracy}
+
+
+class Progress:
+    """A one-line progress bar on stderr (only when enabled)."""
+
+    def __init__(self, label: str, total: int, enabled: bool):
+        self.label, self.total, self.enabled, self.done = label, max(total, 1), enabled, 0
+        self.start = time.perf_counter()
+
+    def step(self, note: str = "") -> None:
+        self.done += 1
+        if not self.enabled:
+            return
+        if not sys.stderr.isatty():  # logs and pipes: a line at every quarter
+            quarter = max(self.total // 4, 1)
+            if self.done % quarter == 0 or self.done == self.total:
+                elapsed = time.perf_counter() - self.start
+                sys.stderr.write(f"{self.label}: {self.done}/{self.total} {elapsed:.1f}s {note}\n")
+            return
+        width = 30
+        filled = int(width * min(self.done, self.total) / self.total)
+        elapsed = time.perf_counter() - self.start
+        sys.stderr.write(
+            f"\r{self.label} [{'#' * filled}{'.' * (width - filled)}] "
+            f"{self.done}/{self.total} {elapsed:.1f}s {note[:40]:<40}"
+        )
+        if self.done >= self.total:
+            sys.stderr.write("\n")
+        sys.stderr.flush()

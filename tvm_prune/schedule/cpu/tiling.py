@@ -217,7 +217,7 @@ def schedule_output_tiles(sch: s_tir.Schedule, info: ReductionInfo, params: CpuP
     epilogue = consumers[0] if len(consumers) == 1 else None
 
     loops = sch.get_loops(main)
-    outer, tiles = [], []
+    outer, tiles, reuse_outer = [], [], []
     for i in info.spatial:
         if i == info.vector_axis:
             o, t = sch.split(loops[i], [None, vec])
@@ -225,10 +225,13 @@ def schedule_output_tiles(sch: s_tir.Schedule, info: ReductionInfo, params: CpuP
             vec_loop = t
         elif reuse and i == info.reuse_axis:
             o, t = sch.split(loops[i], [None, reg])
-            outer.append(o)
+            reuse_outer.append(o)
             tiles.append(t)
         else:
             outer.append(loops[i])
+    # The reuse axis' outer loop goes innermost of the parallel loops: consecutive tiles on a
+    # thread then read the same input tile (kept in L1) with the next block of weights.
+    outer += reuse_outer
     red = [loops[i] for i in info.reduction]
     sch.reorder(*outer, *red, *tiles, vec_loop)
     fused = sch.fuse(*outer)

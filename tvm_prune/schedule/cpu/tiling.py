@@ -138,15 +138,18 @@ def divisors(n: int) -> list[int]:
     return [d for d in range(1, n + 1) if n % d == 0]
 
 
+def vector_pieces(width: int, lanes: int) -> int:
+    """Vector instructions LLVM splits a ``width``-element row into (8 + 4 + 2 for 14 of 8)."""
+    return width // lanes + bin(width % lanes).count("1")
+
+
 def vector_tile(extent: int, lanes: int, max_vectors: int) -> int:
-    """A divisor of ``extent`` up to ``max_vectors`` vectors, trading size against lane use."""
+    """A divisor of ``extent`` up to ``max_vectors`` vectors with the most lanes per instruction.
 
-    def score(d: int) -> float:
-        used = d / (math.ceil(d / lanes) * lanes)
-        return d * used * used
-
+    Ties go to the wider tile. 56 on AVX2 gives 8 (one full vector), not 14 (8 + 4 + 2).
+    """
     candidates = [d for d in divisors(extent) if d <= lanes * max_vectors]
-    return max(candidates, key=score)
+    return max(candidates, key=lambda d: (d / vector_pieces(d, lanes), d))
 
 
 def register_tile(extent: int, limit: int) -> int:
@@ -205,7 +208,7 @@ def schedule_output_tiles(sch: s_tir.Schedule, info: ReductionInfo, params: CpuP
     lanes = params.lanes(info.dtype)
     reuse = info.reuse_axis is not None
     vec = vector_tile(info.extents[info.vector_axis], lanes, 2 if reuse else 4)
-    vectors = math.ceil(vec / lanes)
+    vectors = math.ceil(vec / lanes)  # registers per row, however LLVM splits the loads
     accumulators = max(1, params.vector_registers - 4)
     reg = register_tile(info.extents[info.reuse_axis], accumulators // vectors) if reuse else 1
 
@@ -239,8 +242,11 @@ def schedule_output_tiles(sch: s_tir.Schedule, info: ReductionInfo, params: CpuP
     for t in tiles:
         sch.unroll(t)
     sch.vectorize(vec_loop)
-    if red and _extent(sch, red[-1]) <= 7:
-        sch.unroll(red[-1])
+    # Kernel window loops (all reduction loops but the channel one) unrolled when small.
+    window = red[1:]
+    if window and math.prod(_extent(sch, loop) for loop in window) <= 49:
+        for loop in window:
+            sch.unroll(loop)
     if epilogue is not None:
         sch.reverse_compute_at(epilogue, fused)
         epi_loops = sch.get_loops(epilogue)

@@ -1,6 +1,7 @@
 """The Relax compile pipeline of a preset: TVM's CPU phases with our schedule rules inside.
 
-    library dispatch -> legalize + fold + fuse -> ApplyScheduleRules -> dataflow lower -> finalize
+    library dispatch -> legalize + fold + fuse -> ApplyScheduleRules -> split weight repacking
+    + fold it into the constants -> dataflow lower -> finalize
 
 The four phases are TVM's own (``relax.backend.cpu_generic``); the rules run right after fusion,
 so they see the fused kernels the build compiles, and before lowering, so their schedules are
@@ -13,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 import tvm
+from tvm import relax
 from tvm.relax.backend.cpu_generic import pipeline as cpu_generic
 
 from .schedule import ApplyScheduleRules, rules_for
@@ -25,7 +27,17 @@ def build_pipeline(
     """The pipeline for ``preset``; ``rules`` overrides ``rules_for(preset)`` (``()``: none)."""
     target = preset.target
     rules = rules_for(preset) if rules is None else tuple(rules)
-    schedule = [ApplyScheduleRules(rules, report)] if rules else []
+    schedule = (
+        [
+            ApplyScheduleRules(rules, report),
+            # Weight repacking the rules marked as layout-rewrite preprocessing becomes its own
+            # kernel on the constant weights, which FoldConstant runs once, at compile time.
+            relax.transform.SplitLayoutRewritePreproc(),
+            relax.transform.FoldConstant(),
+        ]
+        if rules
+        else []
+    )
     if report is not None and not rules:
         report.update(scheduled={}, fallback=None, note="no schedule rules for this preset")
 

@@ -18,6 +18,7 @@ from tvm_prune.schedule import cpu
 from tvm_prune.target import resolve_target
 from tvm_prune.testing import models, networks
 from tvm_prune.testing.ort import assert_outputs_close, run_ort
+from tvm_prune.testing.profile import profile_kernels
 
 REL_TOL = 1e-4
 
@@ -109,7 +110,7 @@ def _loop_kinds(func) -> set[str]:
     return {kind for kind in ("T.parallel", "T.vectorized", "T.unroll") if kind in text}
 
 
-def test_conv_schedule_is_parallel_vectorised_and_register_tiled(tmp_path):
+def test_conv_schedule_vectorises_output_channels_over_repacked_weights(tmp_path):
     path = models.save(
         networks.single_op("Conv", (1, 16, 8, 8), weight=(32, 16, 3, 3), pads=[1] * 4),
         tmp_path / "conv.onnx",
@@ -118,10 +119,40 @@ def test_conv_schedule_is_parallel_vectorised_and_register_tiled(tmp_path):
     (conv,) = [f for name, f in kernels.items() if "conv2d" in name]
     sch = cpu.Conv2d().apply(conv, target, False)
     assert sch is not None
+    text = sch.mod["main"].script()
     assert _loop_kinds(sch.mod["main"]) == {"T.parallel", "T.vectorized", "T.unroll"}
-    # the epilogue (bias + relu) runs per tile, inside the parallel loop: one root loop nest
-    # for padding, one for the conv with its epilogue
-    assert sch.mod["main"].script().count("T.parallel") == 2
+    lanes = cpu.cpu_params(target).lanes("float32")
+    # weights repacked to [K / lanes, C, R, S, lanes] by a block marked for folding
+    assert f"T.int64({32 // lanes}), T.int64(16), T.int64(3), T.int64(3), T.int64({lanes})" in text
+    assert '"meta_schedule.layout_rewrite_preproc": True' in text
+    # three root loop nests: weight repack, padding, conv with its epilogue per tile
+    assert text.count("T.parallel") == 3
+
+
+def test_depthwise_schedule_vectorises_width(tmp_path):
+    """Depthwise has no axis to broadcast over: no repacking, vectors along the output width."""
+    path = models.save(
+        networks.single_op("Conv", (1, 16, 8, 8), weight=(16, 1, 3, 3), pads=[1] * 4, group=16),
+        tmp_path / "dw.onnx",
+    )
+    target, kernels = _fused_kernels(path)
+    (conv,) = [f for name, f in kernels.items() if "conv2d" in name]
+    text = cpu.Conv2d().apply(conv, target, False).mod["main"].script()
+    assert "layout_rewrite_preproc" not in text
+    assert text.count("T.parallel") == 2 and "T.vectorized(T.int64(8))" in text
+
+
+def test_weight_repacking_is_folded_at_compile_time(tmp_path):
+    path = models.save(
+        networks.single_op("Conv", (1, 8, 6, 6), weight=(16, 8, 3, 3), pads=[1] * 4),
+        tmp_path / "conv.onnx",
+    )
+    _, executable, _ = compile_on(path)
+    x = tvm.runtime.tensor(np.zeros((1, 8, 6, 6), np.float32))
+    kernels = [name for name, _, _ in profile_kernels(executable, [x], rounds=1)]
+    assert [k for k in kernels if not k.startswith("vm.builtin")] == [
+        "fused_conv2d_add_relu_prepacked"
+    ]
 
 
 def test_rules_return_none_when_not_theirs(tmp_path):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from tvm import s_tir, tirx
 from tvm.target import Target
 
+from . import channel_vectors
 from .base import CpuScheduleRule, cpu_params, not_mine
 from .tiling import analyse_reduction, schedule_output_tiles
 
@@ -28,7 +29,11 @@ class Conv2d(CpuScheduleRule):
                 _name(func),
                 "not a conv: needs 2 inputs, 4 spatial, >= 2 reduction axes",
             )
-        schedule_output_tiles(sch, info, cpu_params(target))
+        params = cpu_params(target)
+        if channel_vectors.applies(sch, info, params):
+            channel_vectors.schedule_channel_vectors(sch, info, params)
+        else:
+            schedule_output_tiles(sch, info, params)
         return sch
 
 

@@ -146,10 +146,17 @@ def vector_pieces(width: int, lanes: int) -> int:
 def vector_tile(extent: int, lanes: int, max_vectors: int) -> int:
     """A divisor of ``extent`` up to ``max_vectors`` vectors with the most lanes per instruction.
 
-    Ties go to the wider tile. 56 on AVX2 gives 8 (one full vector), not 14 (8 + 4 + 2).
+    Ties go to the wider tile. Rows that are neither whole vectors nor a power of two (7, 14,
+    28 floats) are loaded by LLVM lane by lane, so they count double: 56 on AVX2 gives 8,
+    28 gives 4 (one SSE vector), 14 stays 14 (2 lanes would be worse).
     """
+
+    def lanes_per_instruction(d: int) -> float:
+        clean = d % lanes == 0 or d & (d - 1) == 0
+        return d / vector_pieces(d, lanes) / (1 if clean else 2)
+
     candidates = [d for d in divisors(extent) if d <= lanes * max_vectors]
-    return max(candidates, key=lambda d: (d / vector_pieces(d, lanes), d))
+    return max(candidates, key=lambda d: (lanes_per_instruction(d), d))
 
 
 def register_tile(extent: int, limit: int) -> int:
@@ -198,6 +205,19 @@ def schedule_injective_block(sch: s_tir.Schedule, block, params: CpuParams, dtyp
         sch.vectorize(inner)
 
 
+L1_BUDGET_BYTES = 16 * 1024  # half a typical 32 KiB L1d: the rest for outputs and stack
+
+
+def _reduction_chunk(info: ReductionInfo, vec: int, reg: int) -> int | None:
+    """Channels per chunk so one chunk's input and weight tiles fit L1, or None (no need)."""
+    channels = info.extents[info.reduction[0]]
+    window = math.prod(info.extents[i] for i in info.reduction[1:])
+    bytes_per_channel = window * (vec + reg) * 4
+    fits = [d for d in divisors(channels) if d * bytes_per_channel <= L1_BUDGET_BYTES]
+    chunk = max(fits, default=1)
+    return None if chunk == channels or chunk < 4 else chunk
+
+
 def _extent(sch, loop) -> int:
     return int(sch.get(loop).extent)
 
@@ -207,7 +227,7 @@ def schedule_output_tiles(sch: s_tir.Schedule, info: ReductionInfo, params: CpuP
     main = info.block
     lanes = params.lanes(info.dtype)
     reuse = info.reuse_axis is not None
-    vec = vector_tile(info.extents[info.vector_axis], lanes, 2 if reuse else 4)
+    vec = vector_tile(info.extents[info.vector_axis], lanes, 4)
     vectors = math.ceil(vec / lanes)  # registers per row, however LLVM splits the loads
     accumulators = max(1, params.vector_registers - 4)
     reg = register_tile(info.extents[info.reuse_axis], accumulators // vectors) if reuse else 1
@@ -232,12 +252,23 @@ def schedule_output_tiles(sch: s_tir.Schedule, info: ReductionInfo, params: CpuP
             tiles.append(t)
         else:
             outer.append(loops[i])
-    # The reuse axis' outer loop goes innermost of the parallel loops: consecutive tiles on a
-    # thread then read the same input tile (kept in L1) with the next block of weights.
-    outer += reuse_outer
     red = [loops[i] for i in info.reduction]
-    sch.reorder(*outer, *red, *tiles, vec_loop)
-    fused = sch.fuse(*outer)
+    chunk = _reduction_chunk(info, vec, reg) if reuse else None
+    if chunk is None:
+        # The reuse axis' outer loop goes innermost of the parallel loops: consecutive tiles on
+        # a thread read the same input tile (kept in L1) with the next block of weights.
+        sch.reorder(*outer, *reuse_outer, *red, *tiles, vec_loop)
+        fused = sch.fuse(*outer, *reuse_outer)
+        first_reduction = red[0]
+    else:
+        # Too many channels for the input and weight tiles to stay in L1: the channel loop is
+        # cut in chunks, and each chunk sweeps every reuse block while its inputs are in L1.
+        # Accumulators then live in the per-thread output tile between chunks.
+        chunk_outer, chunk_inner = sch.split(red[0], [None, chunk])
+        sch.reorder(*outer, chunk_outer, *reuse_outer, chunk_inner, *red[1:], *tiles, vec_loop)
+        fused = sch.fuse(*outer)
+        first_reduction = chunk_outer
+        red = [chunk_inner, *red[1:]]
     sch.parallel(fused)
     for t in tiles:
         sch.unroll(t)
@@ -252,7 +283,7 @@ def schedule_output_tiles(sch: s_tir.Schedule, info: ReductionInfo, params: CpuP
         epi_loops = sch.get_loops(epilogue)
         if len(epi_loops) > 1:
             sch.vectorize(epi_loops[-1])
-    init = sch.decompose_reduction(main, red[0])
+    init = sch.decompose_reduction(main, first_reduction)
     init_loops = sch.get_loops(init)
     sch.vectorize(init_loops[-1])
     for block in blocks_of(sch):

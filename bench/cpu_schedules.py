@@ -5,7 +5,8 @@
 Per model: median latency of ONNX Runtime (intra-op threads = cores), tvm-prune with TVM's
 default schedules (``schedule_rules=False``: naive loops on CPU) and tvm-prune with the
 zero-tuning rules, all on the same input and measured in alternation so machine noise hits all
-of them. Prints ratios to ORT, GFLOP/s (convolutions and matmuls counted from the ONNX graph)
+of them (a few runs per turn, the first of each turn not counted).
+Prints ratios to ORT, GFLOP/s (convolutions and matmuls counted from the ONNX graph)
 and the fraction of FP32 peak (cores x FMA units x lanes x 2 x clock, from /proc/cpuinfo).
 ``--profile N`` prints the N slowest kernels of the rules build.
 """
@@ -189,8 +190,12 @@ def _ort_session(path: Path):
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
-def _alternating(runs, repeats, repeat: int) -> dict[str, float]:
-    """Median ms per run label, the labels run in turn each round (fewer rounds where given)."""
+def _alternating(runs, repeats, repeat: int, block: int = 3) -> dict[str, float]:
+    """Median ms per run label; the labels take turns each round, ``block`` runs per turn.
+
+    Both runtimes keep their worker threads spinning for a while after a run; the first run of
+    each turn absorbs the other runtime's spinning threads and is not counted.
+    """
     for run in runs.values():
         run()
     times = {label: [] for label in runs}
@@ -198,9 +203,12 @@ def _alternating(runs, repeats, repeat: int) -> dict[str, float]:
         for label, run in runs.items():
             if round_ >= repeats.get(label, repeat):
                 continue
-            start = time.perf_counter()
+            turn = block if label not in repeats else 1
             run()
-            times[label].append(time.perf_counter() - start)
+            for _ in range(turn):
+                start = time.perf_counter()
+                run()
+                times[label].append(time.perf_counter() - start)
     return {label: float(np.median(t)) * 1e3 for label, t in times.items()}
 
 

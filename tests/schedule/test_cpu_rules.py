@@ -112,7 +112,7 @@ def _loop_kinds(func) -> set[str]:
 
 def test_conv_schedule_vectorises_output_channels_over_repacked_weights(tmp_path):
     path = models.save(
-        networks.single_op("Conv", (1, 16, 8, 8), weight=(32, 16, 3, 3), pads=[1] * 4),
+        networks.single_op("Conv", (1, 32, 32, 32), weight=(32, 32, 3, 3), pads=[1] * 4),
         tmp_path / "conv.onnx",
     )
     target, kernels = _fused_kernels(path)
@@ -123,23 +123,35 @@ def test_conv_schedule_vectorises_output_channels_over_repacked_weights(tmp_path
     assert _loop_kinds(sch.mod["main"]) == {"T.parallel", "T.vectorized", "T.unroll"}
     lanes = cpu.cpu_params(target).lanes("float32")
     # weights repacked to [K / lanes, C, R, S, lanes] by a block marked for folding
-    assert f"T.int64({32 // lanes}), T.int64(16), T.int64(3), T.int64(3), T.int64({lanes})" in text
+    assert f"T.int64({32 // lanes}), T.int64(32), T.int64(3), T.int64(3), T.int64({lanes})" in text
     assert '"meta_schedule.layout_rewrite_preproc": True' in text
-    # three root loop nests: weight repack, padding, conv with its epilogue per tile
-    assert text.count("T.parallel") == 3
+    # parallel: padding, and the conv with its epilogue per tile (the repack is too small)
+    assert text.count("T.parallel") == 2
 
 
 def test_depthwise_schedule_vectorises_width(tmp_path):
     """Depthwise has no axis to broadcast over: no repacking, vectors along the output width."""
     path = models.save(
-        networks.single_op("Conv", (1, 16, 8, 8), weight=(16, 1, 3, 3), pads=[1] * 4, group=16),
+        networks.single_op("Conv", (1, 32, 32, 32), weight=(32, 1, 3, 3), pads=[1] * 4, group=32),
         tmp_path / "dw.onnx",
     )
     target, kernels = _fused_kernels(path)
     (conv,) = [f for name, f in kernels.items() if "conv2d" in name]
     text = cpu.Conv2d().apply(conv, target, False).mod["main"].script()
     assert "layout_rewrite_preproc" not in text
-    assert text.count("T.parallel") == 2 and "T.vectorized(T.int64(8))" in text
+    assert text.count("T.parallel") == 2 and "T.vectorized(T.int64(32))" in text  # the width
+
+
+def test_small_kernels_stay_on_one_thread(tmp_path):
+    """A parallel launch costs more than a 4x6x6 conv: no parallel loop at all."""
+    path = models.save(
+        networks.single_op("Conv", (1, 4, 6, 6), weight=(8, 4, 3, 3), pads=[1] * 4),
+        tmp_path / "small.onnx",
+    )
+    target, kernels = _fused_kernels(path)
+    (conv,) = [f for name, f in kernels.items() if "conv2d" in name]
+    text = cpu.Conv2d().apply(conv, target, False).mod["main"].script()
+    assert "T.parallel" not in text and "T.vectorized" in text
 
 
 def test_weight_repacking_is_folded_at_compile_time(tmp_path):

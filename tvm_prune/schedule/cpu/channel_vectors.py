@@ -19,10 +19,12 @@ from .base import CpuParams
 from .tiling import (
     ReductionInfo,
     _extent,
+    block_work,
     blocks_of,
     has_if_then_else,
     inline_around,
     is_reduction_block,
+    parallel_if_worth,
     register_tile,
     schedule_injective_block,
 )
@@ -93,10 +95,11 @@ def schedule_channel_vectors(sch: s_tir.Schedule, info: ReductionInfo, params: C
             k_outer, k_lanes = sch.split(loops[i], [None, lanes])
         else:
             outer.append(loops[i])
+    work = block_work(sch, main)
     red = [loops[i] for i in info.reduction]
     sch.reorder(*outer, k_outer, *red, w_tile, k_lanes)
     fused = sch.fuse(*outer, k_outer)
-    sch.parallel(fused)
+    parallel_if_worth(sch, fused, work)
     sch.unroll(w_tile)
     sch.vectorize(k_lanes)
     window = red[1:]
@@ -120,8 +123,7 @@ def schedule_channel_vectors(sch: s_tir.Schedule, info: ReductionInfo, params: C
     sch.vectorize(sch.get_loops(init)[-1])
     for block in blocks_of(sch):
         if sch.get(block).same_as(sch.get(packed)):
-            loops = sch.get_loops(block)
-            sch.parallel(loops[0])
+            parallel_if_worth(sch, sch.get_loops(block)[0], block_work(sch, block))
         elif has_if_then_else(sch, block) and not is_reduction_block(sch, block):
             schedule_injective_block(sch, block, params, info.dtype)
 

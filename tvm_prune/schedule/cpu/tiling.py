@@ -198,11 +198,26 @@ def schedule_injective_block(sch: s_tir.Schedule, block, params: CpuParams, dtyp
             outer_part, inner = sch.split(inner, [None, tile])
             outer = [*outer, outer_part]
     if outer:
+        work = block_work(sch, block)
         fused = sch.fuse(*outer) if len(outer) > 1 else outer[0]
-        if _extent(sch, fused) > 1:
-            sch.parallel(fused)
+        parallel_if_worth(sch, fused, work)
     if int(sch.get(inner).extent) > 1:
         sch.vectorize(inner)
+
+
+# Below this many loop iterations (all loops of a block), a parallel launch costs more than it
+# saves: small kernels (the digits CNN) stay on the calling thread.
+MIN_PARALLEL_WORK = 32768
+
+
+def block_work(sch: s_tir.Schedule, block) -> int:
+    """Iterations of all loops around ``block``."""
+    return math.prod(_extent(sch, loop) for loop in sch.get_loops(block))
+
+
+def parallel_if_worth(sch: s_tir.Schedule, loop, work: int) -> None:
+    if work >= MIN_PARALLEL_WORK and _extent(sch, loop) > 1:
+        sch.parallel(loop)
 
 
 L1_BUDGET_BYTES = 16 * 1024  # half a typical 32 KiB L1d: the rest for outputs and stack
@@ -252,6 +267,7 @@ def schedule_output_tiles(sch: s_tir.Schedule, info: ReductionInfo, params: CpuP
             tiles.append(t)
         else:
             outer.append(loops[i])
+    work = block_work(sch, main)
     red = [loops[i] for i in info.reduction]
     chunk = _reduction_chunk(info, vec, reg) if reuse else None
     if chunk is None:
@@ -269,7 +285,7 @@ def schedule_output_tiles(sch: s_tir.Schedule, info: ReductionInfo, params: CpuP
         fused = sch.fuse(*outer)
         first_reduction = chunk_outer
         red = [chunk_inner, *red[1:]]
-    sch.parallel(fused)
+    parallel_if_worth(sch, fused, work)
     for t in tiles:
         sch.unroll(t)
     sch.vectorize(vec_loop)

@@ -13,6 +13,8 @@ of the kernel and ``FoldConstant`` applies it to the constant weights once, at c
 
 from __future__ import annotations
 
+import math
+
 from tvm import s_tir
 
 from .base import CpuParams
@@ -70,6 +72,7 @@ def schedule_channel_vectors(sch: s_tir.Schedule, info: ReductionInfo, params: C
     accumulators = max(1, params.vector_registers - 4)
     width = register_tile(info.extents[info.vector_axis], accumulators)
 
+    weights_first = _weights_dominate(sch, info, weight_index)
     inline_around(sch, main)
     # Repack the weights: [K, C, R, S] -> [K / lanes, C, R, S, lanes].
     packed = sch.cache_read(main, weight_index, "global")
@@ -97,8 +100,15 @@ def schedule_channel_vectors(sch: s_tir.Schedule, info: ReductionInfo, params: C
             outer.append(loops[i])
     work = block_work(sch, main)
     red = [loops[i] for i in info.reduction]
-    sch.reorder(*outer, k_outer, *red, w_tile, k_lanes)
-    fused = sch.fuse(*outer, k_outer)
+    # Keep the larger operand in cache across consecutive tiles of a thread: with more weight
+    # than input (late, narrow layers) the channel block is outermost and its weights stay
+    # in L2 while the rows go by; otherwise the input rows stay while the weights go by.
+    if weights_first:
+        parallel = [k_outer, *outer]
+    else:
+        parallel = [*outer, k_outer]
+    sch.reorder(*parallel, *red, w_tile, k_lanes)
+    fused = sch.fuse(*parallel)
     parallel_if_worth(sch, fused, work)
     sch.unroll(w_tile)
     sch.vectorize(k_lanes)
@@ -126,6 +136,18 @@ def schedule_channel_vectors(sch: s_tir.Schedule, info: ReductionInfo, params: C
             parallel_if_worth(sch, sch.get_loops(block)[0], block_work(sch, block))
         elif has_if_then_else(sch, block) and not is_reduction_block(sch, block):
             schedule_injective_block(sch, block, params, info.dtype)
+
+
+def _weights_dominate(sch: s_tir.Schedule, info: ReductionInfo, weight_index: int) -> bool:
+    """More weight elements than input elements (read before any scheduling)."""
+    stmt = sch.get(info.block)
+    sizes = [
+        math.prod(int(d) for d in region.source.shape)
+        for index, region in enumerate(stmt.reads)
+        if index != weight_index and not region.source.same_as(stmt.writes[0].source)
+    ]
+    weight = math.prod(int(d) for d in stmt.reads[weight_index].source.shape)
+    return weight > max(sizes, default=0)
 
 
 def _product(sch, loops) -> int:

@@ -51,13 +51,17 @@ def records(matmul_model, tmp_path_factory):
 
 def test_records_are_applied_and_kept(matmul_model, records, tmp_path):
     tuned = tvm_prune.compile(matmul_model, output=tmp_path / "t.tar", tuning_records=records)
-    plain = tvm_prune.compile(matmul_model, output=tmp_path / "p.tar")
+    plain = tvm_prune.compile(matmul_model, output=tmp_path / "p.tar", schedule_rules=False)
     assert tuned.metadata.compile["tuning_records"] == {
         "path": str(records),
         "applied": 1,
         "kernels": 1,
     }
-    # The default CPU schedule is serial; only the record's schedule calls the thread pool.
+    # The record's kernel is left alone by the schedule rules, and nothing else is left over.
+    assert tuned.metadata.compile["schedule"]["pre_scheduled"] == 1
+    assert tuned.metadata.compile["schedule"]["scheduled"] == {}
+    assert tuned.metadata.compile["schedule"]["fallback"] == 0
+    # TVM's default CPU schedule is serial; only the record's schedule calls the thread pool.
     assert PARALLEL_SYMBOL in tuned.members["mod.so"]
     assert PARALLEL_SYMBOL not in plain.members["mod.so"]
     x = np.random.default_rng(0).standard_normal((1, 64)).astype(np.float32)

@@ -22,6 +22,7 @@ from .. import __version__
 from ..errors import CompileError, TvmPruneError
 from ..frontend import load_onnx
 from ..model import Model
+from ..pipeline import build_pipeline
 from ..target import TargetPreset, resolve_target
 from ..target.presets import export_target
 from ..transform import default_rewrites
@@ -42,6 +43,7 @@ def compile_model(
     opt_level: int = 3,
     disabled_passes: Sequence[str] = (),
     tuning_records: str | Path | None = None,
+    schedule_rules: bool = True,
 ) -> Package:
     """Compile ``model`` (a :class:`Model` or an ONNX path) into a package at ``output``.
 
@@ -59,6 +61,9 @@ def compile_model(
         Pass names TVM must skip.
     tuning_records : str or Path, optional
         A MetaSchedule database folder whose records are applied where they match.
+    schedule_rules : bool
+        Schedule the kernels records did not cover with the preset's zero-tuning rules
+        (``tvm_prune.schedule``); False leaves them to TVM's defaults (naive loops on CPU).
     """
     if not 0 <= opt_level <= 3:
         raise CompileError(f"opt level {opt_level} is not in 0..3")
@@ -72,6 +77,8 @@ def compile_model(
     seconds["import"] = time.perf_counter() - start
 
     records_report = None
+    schedule_report: dict = {}
+    pipeline = build_pipeline(preset, report=schedule_report, rules=None if schedule_rules else ())
     logger.info("building for %s (minutes for large models)", preset.name)
     start = time.perf_counter()
     with (
@@ -93,7 +100,7 @@ def compile_model(
 
             mod, records_report = apply_tuning_records(mod, preset.target, Path(tuning_records))
         try:
-            executable = tvm.compile(mod, target=preset.target)
+            executable = tvm.compile(mod, target=preset.target, relax_pipeline=pipeline)
         except TvmPruneError:
             raise
         except Exception as exc:
@@ -131,6 +138,7 @@ def compile_model(
             "opt_level": opt_level,
             "disabled_passes": list(disabled_passes),
             "tuning_records": records_report,
+            "schedule": schedule_report,
             "cross_compiler": preset.cross_compiler,
             "cross_compiler_options": list(preset.cross_compiler_options),
             "seconds": {phase: round(value, 3) for phase, value in seconds.items()},

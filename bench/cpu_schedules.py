@@ -1,0 +1,237 @@
+"""Zero-tuning CPU schedules next to ONNX Runtime and TVM's default pipeline, in one run.
+
+    python bench/cpu_schedules.py [--det-size 640] [--repeat 10] [--default-repeat 2] [--profile 8]
+
+Per model: median latency of ONNX Runtime (intra-op threads = cores), tvm-prune with TVM's
+default schedules (``schedule_rules=False``: naive loops on CPU) and tvm-prune with the
+zero-tuning rules, all on the same input and measured in alternation so machine noise hits all
+of them (a few runs per turn, the first of each turn not counted).
+Prints ratios to ORT, GFLOP/s (convolutions and matmuls counted from the ONNX graph)
+and the fraction of FP32 peak (cores x FMA units x lanes x 2 x clock, from /proc/cpuinfo).
+``--profile N`` prints the N slowest kernels of the rules build.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import onnx
+
+import tvm_prune
+from tvm_prune.testing import models, networks
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--det-size", type=int, default=640, help="PP-OCRv4 det side; 0 skips")
+    parser.add_argument("--repeat", type=int, default=10, help="timed rounds (ORT, rules)")
+    parser.add_argument("--default-repeat", type=int, default=2, help="rounds for TVM default")
+    parser.add_argument("--profile", type=int, default=0, help="print the N slowest kernels")
+    parser.add_argument("--only", default="", help="comma-separated model names to run")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        rows = []
+        for name, path, shapes, inputs in _cases(tmp, args.det_size):
+            if args.only and name.split()[0] not in args.only.split(","):
+                continue
+            gflop = count_flops(path, shapes) / 1e9
+            session = _ort_session(path)
+            builds = {}
+            for label, rules in (("default", False), ("rules", True)):
+                package = tvm_prune.compile(
+                    path,
+                    input_shapes=shapes,
+                    output=tmp / f"{label}.tar",
+                    target="host",
+                    schedule_rules=rules,
+                )
+                builds[label] = package.runner()
+                if rules:
+                    report = package.metadata.compile["schedule"]
+            times = _alternating(
+                {
+                    "ORT": lambda: session.run(None, inputs),
+                    **{k: (lambda r=r: r.run(inputs)) for k, r in builds.items()},
+                },
+                {"default": args.default_repeat},
+                args.repeat,
+            )
+            ort = times["ORT"]
+            rows.append(
+                (
+                    name,
+                    f"{gflop:.2f}",
+                    f"{ort:.2f}",
+                    f"{times['default']:.1f}",
+                    f"{times['default'] / ort:.1f}x",
+                    f"{times['rules']:.2f}",
+                    f"{times['rules'] / ort:.2f}x",
+                    f"{gflop / times['rules'] * 1e3:.1f}",
+                    f"{100 * gflop / times['rules'] * 1e3 / peak_gflops():.0f}%",
+                    f"{gflop / ort * 1e3:.1f}",
+                    str(report["fallback"]),
+                )
+            )
+            print(f"done: {name} {report['scheduled']}", flush=True)
+            if args.profile:
+                _print_profile(path, shapes, inputs, args.profile)
+    header = (
+        "model",
+        "GFLOP",
+        "ORT ms",
+        "default ms",
+        "default/ORT",
+        "rules ms",
+        "rules/ORT",
+        "rules GFLOP/s",
+        "% peak",
+        "ORT GFLOP/s",
+        "fallback",
+    )
+    print(f"FP32 peak {peak_gflops():.0f} GFLOP/s ({os.cpu_count()} cores)")
+    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        print(" | ".join(str(cell).ljust(width) for cell, width in zip(row, widths)))
+
+
+def _cases(tmp: Path, det_size: int):
+    digits = REPO / "examples" / "digits" / "digits_cnn.onnx"
+    with np.load(REPO / "examples" / "digits" / "digits_test.npz") as data:
+        digit = data["input"][:1]
+    rng = np.random.default_rng(0)
+    image = rng.standard_normal((1, 3, 224, 224)).astype(np.float32)
+    yield "digits CNN", digits, None, {"input": digit}
+    yield (
+        "resnet18-shaped 224",
+        models.save(networks.resnet18_like(), tmp / "r18.onnx"),
+        None,
+        {"x": image},
+    )
+    yield (
+        "mobilenetv2-shaped 224",
+        models.save(networks.mobilenet_v2_like(), tmp / "mv2.onnx"),
+        None,
+        {"x": image},
+    )
+    if det_size:
+        yield (
+            f"ppocr-det {det_size}",
+            models.ppocr_det_model(),
+            {"x": (1, 3, det_size, det_size)},
+            {"x": models.document_image(det_size, det_size)},
+        )
+
+
+def count_flops(path: Path, shapes) -> float:
+    """2 x multiply-adds of Conv, ConvTranspose, Gemm and MatMul nodes."""
+    model = onnx.load(str(path))
+    if shapes:
+        for graph_input in model.graph.input:
+            if graph_input.name in shapes:
+                dims = graph_input.type.tensor_type.shape.dim
+                for dim, value in zip(dims, shapes[graph_input.name], strict=True):
+                    dim.ClearField("dim_param")
+                    dim.dim_value = value
+    model = onnx.shape_inference.infer_shapes(model)
+    known = {
+        vi.name: [d.dim_value for d in vi.type.tensor_type.shape.dim]
+        for vi in [*model.graph.value_info, *model.graph.input, *model.graph.output]
+    }
+    for init in model.graph.initializer:
+        known[init.name] = list(init.dims)
+    for node in model.graph.node:
+        if node.op_type == "Constant":
+            known[node.output[0]] = list(node.attribute[0].t.dims)
+    total = 0.0
+    for node in model.graph.node:
+        out = known.get(node.output[0])
+        if node.op_type == "Conv" and out:
+            w = known[node.input[1]]
+            total += 2 * np.prod(out) * np.prod(w[1:])
+        elif node.op_type == "ConvTranspose" and out:
+            w, x = known[node.input[1]], known[node.input[0]]
+            total += 2 * np.prod(x) * np.prod(w[1:])
+        elif node.op_type in ("Gemm", "MatMul") and out:
+            a = known[node.input[0]]
+            k = a[0] if node.op_type == "Gemm" and _attr(node, "transA") else a[-1]
+            total += 2 * np.prod(out) * k
+    return float(total)
+
+
+def _attr(node, name):
+    return next((a.i for a in node.attribute if a.name == name), 0)
+
+
+def peak_gflops() -> float:
+    """cores x 2 FMA units x lanes x 2 flops x GHz (AVX2: 8 fp32 lanes)."""
+    mhz = 0.0
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("cpu MHz"):
+                mhz = max(mhz, float(line.split(":")[1]))
+    lanes = 16 if "avx512f" in open("/proc/cpuinfo").read() else 8
+    return (os.cpu_count() or 1) * 2 * lanes * 2 * mhz / 1e3
+
+
+def _ort_session(path: Path):
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = os.cpu_count() or 1
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def _alternating(runs, repeats, repeat: int, block: int = 3) -> dict[str, float]:
+    """Median ms per run label; the labels take turns each round, ``block`` runs per turn.
+
+    Both runtimes keep their worker threads spinning for a while after a run; the first run of
+    each turn absorbs the other runtime's spinning threads and is not counted.
+    """
+    for run in runs.values():
+        run()
+    times = {label: [] for label in runs}
+    for round_ in range(repeat):
+        for label, run in runs.items():
+            if round_ >= repeats.get(label, repeat):
+                continue
+            turn = block if label not in repeats else 1
+            run()
+            for _ in range(turn):
+                start = time.perf_counter()
+                run()
+                times[label].append(time.perf_counter() - start)
+    return {label: float(np.median(t)) * 1e3 for label, t in times.items()}
+
+
+def _print_profile(path, shapes, inputs, count: int) -> None:
+    import tvm
+
+    from tvm_prune.pipeline import build_pipeline
+    from tvm_prune.target import resolve_target
+    from tvm_prune.testing.profile import profile_kernels
+
+    model = tvm_prune.load_onnx(path, input_shapes=shapes)
+    preset = resolve_target("host")
+    with preset.target:
+        executable = tvm.compile(
+            model.bound_module(), target=preset.target, relax_pipeline=build_pipeline(preset)
+        )
+    arrays = [tvm.runtime.tensor(inputs[spec.name]) for spec in model.inputs]
+    rows = profile_kernels(executable, arrays)
+    total = sum(ms for _, ms, _ in rows)
+    for name, ms, calls in rows[:count]:
+        print(f"  {ms:8.2f} ms {100 * ms / total:5.1f}%  x{calls:<3d} {name}")
+    print(f"  total {total:.2f} ms in kernels")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,202 @@
+"""CPU schedule rules: which rule takes each kernel, the schedule's shape, numbers vs ORT.
+
+Each operator case compiles a one-operator ONNX model through ``build_pipeline`` on the host
+preset, checks that the expected rule scheduled the kernel (the report would show a fallback
+otherwise) and compares with ONNX Runtime: max |tvm - ort| <= 1e-4 x max |ort|.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tvm
+from tvm import relax
+
+from tvm_prune.frontend import load_onnx
+from tvm_prune.pipeline import build_pipeline
+from tvm_prune.schedule import cpu
+from tvm_prune.target import resolve_target
+from tvm_prune.testing import models, networks
+from tvm_prune.testing.ort import assert_outputs_close, run_ort
+from tvm_prune.testing.profile import profile_kernels
+
+REL_TOL = 1e-4
+
+CASES = {
+    "conv3x3_s1": ("Conv", (1, 8, 14, 14), (16, 8, 3, 3), {"pads": [1] * 4}, "Conv2d"),
+    "conv3x3_s2": (
+        "Conv",
+        (1, 8, 15, 15),
+        (12, 8, 3, 3),
+        {"pads": [1] * 4, "strides": [2, 2]},
+        "Conv2d",
+    ),
+    "conv1x1": ("Conv", (1, 16, 7, 7), (24, 16, 1, 1), {}, "Conv2d"),
+    "conv_dilated": (
+        "Conv",
+        (1, 4, 12, 12),
+        (8, 4, 3, 3),
+        {"pads": [2] * 4, "dilations": [2, 2]},
+        "Conv2d",
+    ),
+    "depthwise": ("Conv", (1, 16, 10, 10), (16, 1, 3, 3), {"pads": [1] * 4, "group": 16}, "Conv2d"),
+    "grouped": ("Conv", (1, 8, 9, 9), (8, 2, 3, 3), {"pads": [1] * 4, "group": 4}, "Conv2d"),
+    "conv_transpose": ("ConvTranspose", (1, 8, 6, 6), (8, 4, 2, 2), {"strides": [2, 2]}, "Conv2d"),
+    "dense": ("Gemm", (3, 40), (40, 24), {}, "Matmul"),
+    "maxpool": (
+        "MaxPool",
+        (1, 8, 12, 12),
+        None,
+        {"kernel_shape": [3, 3], "strides": [2, 2]},
+        "Pool",
+    ),
+    "avgpool": (
+        "AveragePool",
+        (1, 8, 12, 12),
+        None,
+        {"kernel_shape": [2, 2], "strides": [2, 2]},
+        "Pool",
+    ),
+}
+
+
+def compile_on(model_path, preset_name="host", rules=None):
+    preset = resolve_target(preset_name)
+    report: dict = {}
+    model = load_onnx(model_path)
+    pipeline = build_pipeline(preset, report=report, rules=rules)
+    with preset.target:
+        executable = tvm.compile(
+            model.bound_module(), target=preset.target, relax_pipeline=pipeline
+        )
+    return model, executable, report
+
+
+def run_vm(model, executable, inputs):
+    vm = relax.VirtualMachine(executable, tvm.cpu())
+    result = vm["main"](*[tvm.runtime.tensor(inputs[spec.name]) for spec in model.inputs])
+    return {model.outputs[0].name: result.numpy()}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_rule_numbers_match_ort(case, tmp_path):
+    op, x_shape, weight, attrs, rule = CASES[case]
+    path = models.save(
+        networks.single_op(op, x_shape, weight=weight, **attrs), tmp_path / "op.onnx"
+    )
+    model, executable, report = compile_on(path)
+    assert report["scheduled"].get(rule, 0) >= 1, report
+    assert report["fallback"] == 0, report
+    x = np.random.default_rng(1).standard_normal(x_shape).astype(np.float32)
+    assert_outputs_close(
+        run_vm(model, executable, {"x": x}), run_ort(path, {"x": x}), rel_tol=REL_TOL
+    )
+
+
+def _fused_kernels(path):
+    preset = resolve_target("host")
+    mod = load_onnx(path).bound_module()
+    with preset.target:
+        mod = tvm.transform.Sequential(
+            relax.backend.cpu_generic.pipeline.legalize_passes(preset.target)
+        )(mod)
+    return preset.target, {
+        gv.name_hint: f for gv, f in mod.functions_items() if isinstance(f, tvm.tirx.PrimFunc)
+    }
+
+
+def _loop_kinds(func) -> set[str]:
+    text = func.script()
+    return {kind for kind in ("T.parallel", "T.vectorized", "T.unroll") if kind in text}
+
+
+def test_conv_schedule_vectorises_output_channels_over_repacked_weights(tmp_path):
+    path = models.save(
+        networks.single_op("Conv", (1, 32, 32, 32), weight=(32, 32, 3, 3), pads=[1] * 4),
+        tmp_path / "conv.onnx",
+    )
+    target, kernels = _fused_kernels(path)
+    (conv,) = [f for name, f in kernels.items() if "conv2d" in name]
+    sch = cpu.Conv2d().apply(conv, target, False)
+    assert sch is not None
+    text = sch.mod["main"].script()
+    assert _loop_kinds(sch.mod["main"]) == {"T.parallel", "T.vectorized", "T.unroll"}
+    lanes = cpu.cpu_params(target).lanes("float32")
+    # weights repacked to [K / lanes, C, R, S, lanes] by a block marked for folding
+    assert f"T.int64({32 // lanes}), T.int64(32), T.int64(3), T.int64(3), T.int64({lanes})" in text
+    assert '"meta_schedule.layout_rewrite_preproc": True' in text
+    # parallel: padding, and the conv with its epilogue per tile (the repack is too small)
+    assert text.count("T.parallel") == 2
+
+
+def test_depthwise_schedule_vectorises_width(tmp_path):
+    """Depthwise has no axis to broadcast over: no repacking, vectors along the output width."""
+    path = models.save(
+        networks.single_op("Conv", (1, 32, 32, 32), weight=(32, 1, 3, 3), pads=[1] * 4, group=32),
+        tmp_path / "dw.onnx",
+    )
+    target, kernels = _fused_kernels(path)
+    (conv,) = [f for name, f in kernels.items() if "conv2d" in name]
+    text = cpu.Conv2d().apply(conv, target, False).mod["main"].script()
+    assert "layout_rewrite_preproc" not in text
+    assert text.count("T.parallel") == 2 and "T.vectorized(T.int64(32))" in text  # the width
+
+
+def test_small_kernels_stay_on_one_thread(tmp_path):
+    """A parallel launch costs more than a 4x6x6 conv: no parallel loop at all."""
+    path = models.save(
+        networks.single_op("Conv", (1, 4, 6, 6), weight=(8, 4, 3, 3), pads=[1] * 4),
+        tmp_path / "small.onnx",
+    )
+    target, kernels = _fused_kernels(path)
+    (conv,) = [f for name, f in kernels.items() if "conv2d" in name]
+    text = cpu.Conv2d().apply(conv, target, False).mod["main"].script()
+    assert "T.parallel" not in text and "T.vectorized" in text
+
+
+def test_weight_repacking_is_folded_at_compile_time(tmp_path):
+    path = models.save(
+        networks.single_op("Conv", (1, 8, 6, 6), weight=(16, 8, 3, 3), pads=[1] * 4),
+        tmp_path / "conv.onnx",
+    )
+    _, executable, _ = compile_on(path)
+    x = tvm.runtime.tensor(np.zeros((1, 8, 6, 6), np.float32))
+    kernels = [name for name, _, _ in profile_kernels(executable, [x], rounds=1)]
+    assert [k for k in kernels if not k.startswith("vm.builtin")] == [
+        "fused_conv2d_add_relu_prepacked"
+    ]
+
+
+def test_rules_return_none_when_not_theirs(tmp_path):
+    """Conv2d and Pool refuse a matmul; Matmul refuses a conv; Injective refuses reductions."""
+    conv = models.save(
+        networks.single_op("Conv", (1, 4, 6, 6), weight=(4, 4, 3, 3)), tmp_path / "conv.onnx"
+    )
+    dense = models.save(
+        networks.single_op("Gemm", (2, 8), weight=(8, 4), act=None), tmp_path / "dense.onnx"
+    )
+    target, conv_kernels = _fused_kernels(conv)
+    _, dense_kernels = _fused_kernels(dense)
+    (conv_func,) = [f for name, f in conv_kernels.items() if "conv2d" in name]
+    (matmul_func,) = [f for name, f in dense_kernels.items() if "matmul" in name]
+    assert cpu.Matmul().apply(conv_func, target, False) is None
+    assert cpu.Injective().apply(conv_func, target, False) is None
+    assert cpu.Conv2d().apply(matmul_func, target, False) is None
+    assert cpu.Pool().apply(matmul_func, target, False) is None
+    assert cpu.Matmul().apply(matmul_func, target, False) is not None
+
+
+def test_report_counts_fallbacks_without_rules(conv_model):
+    _, _, report = compile_on(conv_model, rules=(cpu.Conv2d(),))
+    assert report["scheduled"] == {"Conv2d": 2}
+    assert report["fallback"] >= 2  # batch norm + relu, matmul, ...: nothing else takes them
+    assert len(report["fallback_funcs"]) == report["fallback"]
+
+
+def test_target_parameters():
+    host = cpu.cpu_params(resolve_target("host").target)
+    arm = cpu.cpu_params(resolve_target("aarch64-linux").target)
+    assert (arm.vector_bits, arm.vector_registers, arm.cores) == (128, 32, 4)
+    assert arm.lanes("float32") == 4
+    assert host.vector_bits in (128, 256, 512)
+    assert host.lanes("float32") == host.vector_bits // 32

@@ -1,0 +1,97 @@
+"""``ApplyScheduleRules``: dlight's ``ApplyDefaultSchedule`` with a report of who scheduled what.
+
+For each PrimFunc not yet marked ``tirx.is_scheduled`` (tuning records mark theirs), the first
+rule that returns a schedule wins and the function is marked. Functions no rule takes keep
+TVM's naive loops and are counted as ``fallback``, by name, so a model that is slow because a
+rule missed is visible in the compile report.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from typing import Any
+
+import tvm
+from tvm import s_tir, tirx
+from tvm.s_tir import dlight as dl
+
+logger = logging.getLogger(__name__)
+
+SCHEDULED_ATTR = "tirx.is_scheduled"
+
+
+@tvm.transform.module_pass(opt_level=0, name="ApplyScheduleRules")
+class ApplyScheduleRules:
+    """Apply ``rules`` in order to every unscheduled PrimFunc; fill ``report``.
+
+    Parameters
+    ----------
+    rules : tuple of dl.ScheduleRule
+        Highest priority first.
+    report : dict, optional
+        Filled with ``{"scheduled": {rule: count}, "fallback": count, "fallback_funcs": [...],
+        "pre_scheduled": count}``; pass one in to read it after the build.
+    """
+
+    def __init__(self, rules, report: dict[str, Any] | None = None):
+        self.rules = tuple(rules)
+        self.report = report if report is not None else {}
+
+    def transform_module(self, mod: tvm.IRModule, _ctx) -> tvm.IRModule:
+        scheduled: Counter[str] = Counter()
+        fallback: list[str] = []
+        pre_scheduled = 0
+        updates = {}
+        for gvar, func in mod.functions_items():
+            if not isinstance(func, tirx.PrimFunc):
+                continue
+            if func.attrs is not None and func.attrs.get(SCHEDULED_ATTR, False):
+                pre_scheduled += 1
+                continue
+            target = func.attrs.get("target") if func.attrs else None
+            target = target or tvm.target.Target.current(allow_none=False)
+            result = self._first_match(gvar.name_hint, func, target)
+            if result is None:
+                fallback.append(gvar.name_hint)
+                continue
+            name, sch = result
+            scheduled[name] += 1
+            updates[gvar] = sch.mod["main"].with_attr(SCHEDULED_ATTR, True)
+        for gvar, func in updates.items():
+            mod[gvar] = func
+        self.report.update(
+            scheduled=dict(sorted(scheduled.items())),
+            fallback=len(fallback),
+            fallback_funcs=sorted(fallback),
+            pre_scheduled=pre_scheduled,
+        )
+        if fallback:
+            logger.info("no schedule rule for %d kernel(s): %s", len(fallback), ", ".join(fallback))
+        return mod
+
+    def _first_match(self, name: str, func: tirx.PrimFunc, target):
+        for rule in self.rules:
+            if not rule.is_target_available(target):
+                continue
+            try:
+                space = rule.apply(func, target, False)
+            except Exception as exc:
+                logger.warning(
+                    "%s failed on %s (%s); trying the next rule",
+                    _rule_name(rule),
+                    name,
+                    str(exc).strip().splitlines()[-1][:200] if str(exc) else exc,
+                )
+                continue
+            if space is None:
+                continue
+            if isinstance(space, list):
+                space = space[0]
+            if isinstance(space, s_tir.Schedule):
+                return _rule_name(rule), space
+        return None
+
+
+def _rule_name(rule: dl.ScheduleRule) -> str:
+    return getattr(rule, "name", None) or type(rule).__name__

@@ -1,0 +1,157 @@
+"""Conv blocking with output channels in the vector lanes (the NCHWc recipe, inside one kernel).
+
+For a conv whose output channels ``K`` divide into vectors: the weights are repacked to
+``[K / lanes, C, R, S, lanes]`` so the ``lanes`` output channels of one tap are one contiguous
+vector load; each input pixel is broadcast once and multiplied into ``lanes`` channels; the
+register tile runs along the output width, so widths such as 7, 14 and 28 waste no lanes. The
+accumulator tile is ``[width tile, lanes]`` and the fused epilogue writes it back to NCHW.
+
+The repacking block is marked as a layout-rewrite preprocess of the weight parameter (the
+attribute MetaSchedule uses), so ``relax.transform.SplitLayoutRewritePreproc`` can move it out
+of the kernel and ``FoldConstant`` applies it to the constant weights once, at compile time.
+"""
+
+from __future__ import annotations
+
+import math
+
+from tvm import s_tir
+
+from .base import CpuParams
+from .tiling import (
+    ReductionInfo,
+    _extent,
+    block_work,
+    blocks_of,
+    has_if_then_else,
+    inline_around,
+    is_reduction_block,
+    parallel_if_worth,
+    register_tile,
+    schedule_injective_block,
+)
+
+PREPROC_ATTR = "meta_schedule.layout_rewrite_preproc"
+
+
+def weight_read_index(sch: s_tir.Schedule, info: ReductionInfo) -> int | None:
+    """Index (in the block's reads) of the input indexed by the reuse axis first, or None."""
+    stmt = sch.get(info.block)
+    reuse_var = stmt.iter_vars[info.reuse_axis].var
+    vector_var = stmt.iter_vars[info.vector_axis].var
+    for index, region in enumerate(stmt.reads):
+        if region.source.same_as(stmt.writes[0].source):
+            continue
+        first = region.region[0].min
+        if first.same_as(reuse_var) and not _mentions(region, vector_var):
+            return index
+    return None
+
+
+def _mentions(region, var) -> bool:
+    from tvm import tirx
+
+    return any(
+        any(v.same_as(var) for v in tirx.analysis.undefined_vars(r.min)) for r in region.region
+    )
+
+
+def applies(sch: s_tir.Schedule, info: ReductionInfo, params: CpuParams) -> bool:
+    lanes = params.lanes(info.dtype)
+    return (
+        info.reuse_axis is not None
+        and info.extents[info.reuse_axis] % lanes == 0
+        and weight_read_index(sch, info) is not None
+    )
+
+
+def schedule_channel_vectors(sch: s_tir.Schedule, info: ReductionInfo, params: CpuParams) -> None:
+    main = info.block
+    lanes = params.lanes(info.dtype)
+    weight_index = weight_read_index(sch, info)
+    accumulators = max(1, params.vector_registers - 4)
+    width = register_tile(info.extents[info.vector_axis], accumulators)
+
+    weights_first = _weights_dominate(sch, info, weight_index)
+    inline_around(sch, main)
+    # Repack the weights: [K, C, R, S] -> [K / lanes, C, R, S, lanes].
+    packed = sch.cache_read(main, weight_index, "global")
+    sch.annotate(packed, PREPROC_ATTR, True)
+    sch.transform_layout(
+        packed,
+        ("write", 0),
+        lambda k, *rest: (k // lanes, *rest, k % lanes),
+    )
+    consumers = list(sch.get_consumers(main))
+    if not consumers:
+        sch.cache_write(main, 0, "global")
+        consumers = list(sch.get_consumers(main))
+    epilogue = consumers[0] if len(consumers) == 1 else None
+
+    loops = sch.get_loops(main)
+    outer = []
+    for i in info.spatial:
+        if i == info.vector_axis:
+            w_outer, w_tile = sch.split(loops[i], [None, width])
+            outer.append(w_outer)
+        elif i == info.reuse_axis:
+            k_outer, k_lanes = sch.split(loops[i], [None, lanes])
+        else:
+            outer.append(loops[i])
+    work = block_work(sch, main)
+    red = [loops[i] for i in info.reduction]
+    # Keep the larger operand in cache across consecutive tiles of a thread: with more weight
+    # than input (late, narrow layers) the channel block is outermost and its weights stay
+    # in L2 while the rows go by; otherwise the input rows stay while the weights go by.
+    if weights_first:
+        parallel = [k_outer, *outer]
+    else:
+        parallel = [*outer, k_outer]
+    sch.reorder(*parallel, *red, w_tile, k_lanes)
+    fused = sch.fuse(*parallel)
+    parallel_if_worth(sch, fused, work)
+    sch.unroll(w_tile)
+    sch.vectorize(k_lanes)
+    window = red[1:]
+    if window and _product(sch, window) <= 49:
+        for loop in window:
+            sch.unroll(loop)
+    # The accumulator tile [width, lanes] is contiguous in the lanes.
+    sch.transform_layout(
+        main,
+        ("write", 0),
+        lambda *idx: (
+            *idx[: info.reuse_axis],
+            idx[info.reuse_axis] // lanes,
+            *idx[info.reuse_axis + 1 :],
+            idx[info.reuse_axis] % lanes,
+        ),
+    )
+    if epilogue is not None:
+        sch.reverse_compute_at(epilogue, fused)
+    init = sch.decompose_reduction(main, red[0])
+    sch.vectorize(sch.get_loops(init)[-1])
+    for block in blocks_of(sch):
+        if sch.get(block).same_as(sch.get(packed)):
+            parallel_if_worth(sch, sch.get_loops(block)[0], block_work(sch, block))
+        elif has_if_then_else(sch, block) and not is_reduction_block(sch, block):
+            schedule_injective_block(sch, block, params, info.dtype)
+
+
+def _weights_dominate(sch: s_tir.Schedule, info: ReductionInfo, weight_index: int) -> bool:
+    """More weight elements than input elements (read before any scheduling)."""
+    stmt = sch.get(info.block)
+    sizes = [
+        math.prod(int(d) for d in region.source.shape)
+        for index, region in enumerate(stmt.reads)
+        if index != weight_index and not region.source.same_as(stmt.writes[0].source)
+    ]
+    weight = math.prod(int(d) for d in stmt.reads[weight_index].source.shape)
+    return weight > max(sizes, default=0)
+
+
+def _product(sch, loops) -> int:
+    result = 1
+    for loop in loops:
+        result *= _extent(sch, loop)
+    return result

@@ -1,0 +1,41 @@
+"""Conv2d (regular, 1x1, strided, dilated, grouped, depthwise, transposed once legalised)."""
+
+from __future__ import annotations
+
+from tvm import s_tir, tirx
+from tvm.target import Target
+
+from . import channel_vectors
+from .base import CpuScheduleRule, cpu_params, not_mine
+from .tiling import analyse_reduction, schedule_output_tiles
+
+
+class Conv2d(CpuScheduleRule):
+    """Recognised by structure: two inputs, four spatial output axes, two or more reduction axes
+    (``rc, ry, rx`` or ``ry, rx`` for depthwise). Vectorised along output width, register tiled
+    along output channels when the input does not depend on them (not depthwise).
+    """
+
+    name = "Conv2d"
+
+    def apply(self, func: tirx.PrimFunc, target: Target, tunable: bool) -> s_tir.Schedule | None:
+        sch = s_tir.Schedule(func)
+        info, reason = analyse_reduction(sch)
+        if info is None:
+            return not_mine(self.name, _name(func), reason)
+        if not (info.reads == 2 and len(info.spatial) == 4 and len(info.reduction) >= 2):
+            return not_mine(
+                self.name,
+                _name(func),
+                "not a conv: needs 2 inputs, 4 spatial, >= 2 reduction axes",
+            )
+        params = cpu_params(target)
+        if channel_vectors.applies(sch, info, params):
+            channel_vectors.schedule_channel_vectors(sch, info, params)
+        else:
+            schedule_output_tiles(sch, info, params)
+        return sch
+
+
+def _name(func: tirx.PrimFunc) -> str:
+    return str(func.attrs.get("global_symbol", "")) if func.attrs else ""

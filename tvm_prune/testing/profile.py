@@ -1,0 +1,42 @@
+"""Per-kernel wall time of a compiled Relax executable, through the VM's call instrument.
+
+TVM 0.27's Relax VM has no profiler; this times each ``call_tir`` kernel with
+``VirtualMachine.set_instrument`` (before/after hooks), which is enough to see where a model's
+time goes. Kernel names are the fused PrimFunc names (``fused_conv2d_add_relu3``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+
+import tvm
+from tvm import relax
+
+
+def profile_kernels(
+    executable, inputs: Sequence[tvm.runtime.Tensor], *, rounds: int = 3
+) -> list[tuple[str, float, int]]:
+    """``(kernel, total ms per run, calls per run)``, slowest first; ``rounds`` runs averaged."""
+    vm = relax.VirtualMachine(executable, tvm.cpu())
+    totals: dict[str, float] = defaultdict(float)
+    calls: dict[str, int] = defaultdict(int)
+    started: list[float] = []
+
+    def instrument(func, name, before, ret, *args):
+        if before:
+            started.append(time.perf_counter())
+        else:
+            totals[str(name)] += time.perf_counter() - started.pop()
+            calls[str(name)] += 1
+        return 0
+
+    vm["main"](*inputs)  # warm up without the hook
+    vm.set_instrument(tvm.runtime.convert(instrument))
+    for _ in range(rounds):
+        vm["main"](*inputs)
+    return sorted(
+        ((name, 1e3 * total / rounds, calls[name] // rounds) for name, total in totals.items()),
+        key=lambda row: -row[1],
+    )

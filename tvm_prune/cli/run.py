@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import logging
 
 from . import arguments
 from . import help as texts
 
 FILL_MODES = ("zeros", "ones", "random")
+
+logger = logging.getLogger("tvm_prune")
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
@@ -23,6 +26,13 @@ def add_parser(sub) -> argparse.ArgumentParser:
         "--print-top", type=arguments.positive_int, metavar="N", help=texts.PRINT_TOP
     )
     parser.add_argument("--device", choices=("cpu",), default="cpu", help=texts.DEVICE)
+    parser.add_argument("--min-repeat-ms", type=int, default=0, help=texts.MIN_REPEAT_MS)
+    parser.add_argument("--compare", metavar="REFERENCE.npz", help=texts.COMPARE)
+    parser.add_argument("--tolerance", type=float, default=1e-4, help=texts.TOLERANCE)
+    parser.add_argument("--rpc-tracker", metavar="HOST:PORT", help=texts.RPC_TRACKER)
+    parser.add_argument("--rpc-key", help=texts.RPC_KEY)
+    parser.add_argument("--rpc-host", help=texts.RPC_HOST)
+    parser.add_argument("--rpc-port", type=int, help=texts.RPC_PORT)
     return parser
 
 
@@ -32,12 +42,22 @@ def run(args: argparse.Namespace) -> int:
     from ..package import Package
     from ..package.archive import write_atomic
     from ..package.io import fill_inputs, load_npz
+    from ..rpc import RpcConfig, open_session
 
     package = Package.load(args.package)
     given = load_npz(args.inputs) if args.inputs else {}
     inputs = fill_inputs(package.inputs, given, args.fill_mode)
-    runner = package.runner()
+    rpc = RpcConfig.resolve(
+        tracker=args.rpc_tracker, key=args.rpc_key, host=args.rpc_host, port=args.rpc_port
+    )
+    if rpc is None:
+        runner = package.runner()
+    else:
+        logger.info("running on %s", rpc.describe())
+        runner = package.runner(session=open_session(rpc))
     outputs = runner.run(inputs)
+    if args.compare:
+        _compare(outputs, load_npz(args.compare), args.tolerance)
 
     if args.outputs:
         write_atomic(args.outputs, lambda handle: np.savez(handle, **outputs))
@@ -49,7 +69,9 @@ def run(args: argparse.Namespace) -> int:
         for index in top:
             print(f"  {int(index):>8}  {float(values[index]):.6g}")
     if args.print_time:
-        result = runner.benchmark(inputs, repeat=args.repeat, number=args.number)
+        result = runner.benchmark(
+            inputs, repeat=args.repeat, number=args.number, min_repeat_ms=args.min_repeat_ms
+        )
         print(f"execution time over {result.repeat} x {result.number} runs (ms):")
         print("  mean      median    std       min       max")
         print(
@@ -61,3 +83,18 @@ def run(args: argparse.Namespace) -> int:
             for name, value in outputs.items():
                 print(f"{name} {list(value.shape)} {value.dtype}:\n{value}")
     return 0
+
+
+def _compare(outputs, reference, tolerance: float) -> None:
+    from ..errors import RunError
+    from ..testing.ort import relative_error
+
+    missing = sorted(set(outputs) - set(reference))
+    if missing:
+        raise RunError(f"--compare: the reference has no output(s) {', '.join(missing)}")
+    errors = {name: relative_error(outputs[name], reference[name]) for name in outputs}
+    for name, error in errors.items():
+        print(f"output '{name}': max error {error:.3g} of the reference's scale")
+    bad = [name for name, error in errors.items() if not error <= tolerance]
+    if bad:
+        raise RunError(f"output(s) {', '.join(bad)} differ from the reference by more than {tolerance}")

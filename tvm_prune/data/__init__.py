@@ -1,5 +1,6 @@
-"""Data shipped with tvm-prune: ``targets`` (presets) and ``schedules`` (tuning records).
+"""Data shipped with tvm-prune: ``targets`` (presets), ``schedules`` (tuning records) and
+``cross_compile`` (toolchain and device set-up scripts).
 
-Both live at the repository root; this folder holds symlinks to them, so a checkout, an
+All three live at the repository root; this folder holds symlinks to them, so a checkout, an
 editable install and a wheel all find them through ``importlib.resources``.
 """

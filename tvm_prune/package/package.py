@@ -37,9 +37,13 @@ class Package:
     def outputs(self) -> tuple[TensorSpec, ...]:
         return self.metadata.outputs
 
-    def runner(self, device: tvm.runtime.Device | None = None) -> Runner:
-        """Load the library on ``device`` (default: the local CPU) for repeated runs."""
-        return Runner(self.metadata, self.members[LIBRARY_MEMBER], device or tvm.cpu(0))
+    def runner(self, device: tvm.runtime.Device | None = None, *, session=None) -> Runner:
+        """Load the library for repeated runs: on an RPC ``session``'s device if given, else on
+        ``device`` (default: this machine's CPU)."""
+        library = self.members[LIBRARY_MEMBER]
+        if session is not None:
+            return Runner.remote(self.metadata, library, session)
+        return Runner.local(self.metadata, library, device or tvm.cpu(0))
 
     def run(
         self, inputs: Mapping[str, np.ndarray], *, device: tvm.runtime.Device | None = None

@@ -41,17 +41,35 @@ class BenchmarkResult:
 
 
 class Runner:
-    """A package's library loaded on ``device``, ready to run many times."""
+    """A package's library loaded on a device, ready to run many times.
 
-    def __init__(self, metadata: PackageMetadata, library: bytes, device: tvm.runtime.Device):
-        check_runnable_here(metadata, device)
+    Make one with :meth:`local` (this machine) or :meth:`remote` (an RPC session).
+    """
+
+    def __init__(
+        self, metadata: PackageMetadata, module: tvm.runtime.Module, device: tvm.runtime.Device
+    ):
         self.metadata = metadata
         self.device = device
+        self._vm = relax.VirtualMachine(module, device)
+
+    @classmethod
+    def local(
+        cls, metadata: PackageMetadata, library: bytes, device: tvm.runtime.Device
+    ) -> Runner:
+        """Load on this machine, after checking the package was built for it."""
+        check_runnable_here(metadata, device)
         # load_module needs a file; the handle keeps the library mapped after the file is gone.
         with tempfile.TemporaryDirectory(prefix="tvm-prune-") as tmp:
             lib_path = Path(tmp) / LIBRARY_MEMBER
             lib_path.write_bytes(library)
-            self._vm = relax.VirtualMachine(tvm.runtime.load_module(str(lib_path)), device)
+            return cls(metadata, tvm.runtime.load_module(str(lib_path)), device)
+
+    @classmethod
+    def remote(cls, metadata: PackageMetadata, library: bytes, session) -> Runner:
+        """Upload to an RPC session's device and load there (its CPU)."""
+        session.upload(bytearray(library), LIBRARY_MEMBER)
+        return cls(metadata, session.load_module(LIBRARY_MEMBER), session.cpu())
 
     def run(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Run once; outputs keyed by the model's output names."""
@@ -59,14 +77,24 @@ class Runner:
         return self._outputs(result)
 
     def benchmark(
-        self, inputs: Mapping[str, np.ndarray], *, repeat: int = 10, number: int = 1
+        self,
+        inputs: Mapping[str, np.ndarray],
+        *,
+        repeat: int = 10,
+        number: int = 1,
+        min_repeat_ms: int = 0,
     ) -> BenchmarkResult:
-        """Time ``main`` with TVM's ``time_evaluator`` (one warm-up run is discarded)."""
+        """Time ``main`` with TVM's ``time_evaluator`` on the device (one warm-up run is
+        discarded; ``number`` grows until a measurement lasts ``min_repeat_ms``)."""
         if repeat < 1 or number < 1:
             raise RunError("--repeat and --number must be at least 1")
         self._vm.set_input("main", *self._device_args(inputs))
         timer = self._vm.time_evaluator(
-            "invoke_stateful", self.device, number=number, repeat=repeat
+            "invoke_stateful",
+            self.device,
+            number=number,
+            repeat=repeat,
+            min_repeat_ms=min_repeat_ms,
         )
         results_ms = np.asarray(timer("main").results) * 1e3
         return BenchmarkResult(

@@ -1,0 +1,102 @@
+"""Packages run on the emulated aarch64 device over the tracker, equal to the host build.
+
+Tolerance: max |device - host| <= 1e-4 x max |host| (same code, another ISA's float rounding).
+Timings from the emulator mean nothing; only that they are reported is checked.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+
+import numpy as np
+import pytest
+
+import tvm_prune
+from tvm_prune.cli.main import main
+from tvm_prune.errors import RunError
+from tvm_prune.rpc import RpcConfig, open_session
+from tvm_prune.testing.ort import assert_outputs_close
+
+from ..conftest import DIGITS
+
+
+@pytest.fixture(scope="module")
+def digits_packages(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("digits")
+    model = DIGITS / "digits_cnn.onnx"
+    device = tvm_prune.compile(model, target="aarch64-linux", output=folder / "a64.tar")
+    host = tvm_prune.compile(model, target="host", output=folder / "host.tar")
+    return device, host
+
+
+def test_digits_on_the_device_equals_the_host(emulated_device, digits_packages):
+    port, key = emulated_device
+    device, host = digits_packages
+    with np.load(DIGITS / "digits_test.npz") as data:
+        images = data["input"][:8]
+    session = open_session(RpcConfig(tracker=("127.0.0.1", port), key=key))
+    runner = device.runner(session=session)
+    host_runner = host.runner()
+    for image in images:
+        inputs = {"input": image[None]}
+        assert_outputs_close(runner.run(inputs), host_runner.run(inputs), rel_tol=1e-4)
+
+
+def test_cli_run_over_rpc(emulated_device, digits_packages, tmp_path, capsys):
+    port, key = emulated_device
+    device, host = digits_packages
+    with np.load(DIGITS / "digits_test.npz") as data:
+        np.savez(tmp_path / "in.npz", input=data["input"][:1])
+    assert main(["run", str(host.path), "--inputs", str(tmp_path / "in.npz"),
+                 "--outputs", str(tmp_path / "host.npz")]) == 0
+    args = ["run", str(device.path), "--inputs", str(tmp_path / "in.npz"),
+            "--rpc-tracker", f"127.0.0.1:{port}", "--rpc-key", key,
+            "--print-time", "--repeat", "2", "--compare", str(tmp_path / "host.npz")]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "output 'logits': max error" in out
+    assert "execution time over 2 x 1 runs (ms):" in out
+
+
+def test_unknown_key_fails_fast(emulated_device):
+    port, _ = emulated_device
+    config = RpcConfig(tracker=("127.0.0.1", port), key="no-such-device", connect_timeout=5)
+    with pytest.raises(RunError, match="no session within 5 s"):
+        open_session(config)
+
+
+def test_a_server_that_never_answers_times_out():
+    """A socket that accepts and then says nothing, like a stock server whose worker crashed."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    accepted = []
+    thread = threading.Thread(target=lambda: accepted.append(listener.accept()), daemon=True)
+    thread.start()
+    try:
+        config = RpcConfig(server=listener.getsockname(), connect_timeout=3)
+        with pytest.raises(RunError, match="no session within 3 s"):
+            open_session(config)
+    finally:
+        listener.close()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"tracker": "localhost:9190"}, "needs a device key"),
+        ({"tracker": "localhost", "key": "k"}, "'localhost' is not host:port"),
+        ({"host": "localhost"}, "--rpc-host and --rpc-port go together"),
+    ],
+)
+def test_rpc_config_errors(kwargs, message):
+    with pytest.raises(RunError, match=message):
+        RpcConfig.resolve(environ={}, **kwargs)
+
+
+def test_rpc_config_from_environment():
+    env = {"TVM_TRACKER_HOST": "10.0.0.2", "TVM_TRACKER_PORT": "9191", "TVM_TRACKER_KEY": "rk"}
+    config = RpcConfig.resolve(environ=env)
+    assert (config.tracker, config.key) == (("10.0.0.2", 9191), "rk")
+    assert RpcConfig.resolve(environ={}) is None

@@ -62,8 +62,19 @@ def emulated_device(tmp_path_factory):
         logs / "tracker.log",
     )
     server = _start(
-        [sys.executable, "-m", "tvm_prune", "rpc", "emulate", "--tracker", f"127.0.0.1:{port}",
-         "--key", DEVICE_KEY, "--port", str(_free_port())],
+        [
+            sys.executable,
+            "-m",
+            "tvm_prune",
+            "rpc",
+            "emulate",
+            "--tracker",
+            f"127.0.0.1:{port}",
+            "--key",
+            DEVICE_KEY,
+            "--port",
+            str(_free_port()),
+        ],
         logs / "server.log",
     )
     try:

@@ -48,11 +48,34 @@ def test_cli_run_over_rpc(emulated_device, digits_packages, tmp_path, capsys):
     device, host = digits_packages
     with np.load(DIGITS / "digits_test.npz") as data:
         np.savez(tmp_path / "in.npz", input=data["input"][:1])
-    assert main(["run", str(host.path), "--inputs", str(tmp_path / "in.npz"),
-                 "--outputs", str(tmp_path / "host.npz")]) == 0
-    args = ["run", str(device.path), "--inputs", str(tmp_path / "in.npz"),
-            "--rpc-tracker", f"127.0.0.1:{port}", "--rpc-key", key,
-            "--print-time", "--repeat", "2", "--compare", str(tmp_path / "host.npz")]
+    assert (
+        main(
+            [
+                "run",
+                str(host.path),
+                "--inputs",
+                str(tmp_path / "in.npz"),
+                "--outputs",
+                str(tmp_path / "host.npz"),
+            ]
+        )
+        == 0
+    )
+    args = [
+        "run",
+        str(device.path),
+        "--inputs",
+        str(tmp_path / "in.npz"),
+        "--rpc-tracker",
+        f"127.0.0.1:{port}",
+        "--rpc-key",
+        key,
+        "--print-time",
+        "--repeat",
+        "2",
+        "--compare",
+        str(tmp_path / "host.npz"),
+    ]
     assert main(args) == 0
     out = capsys.readouterr().out
     assert "output 'logits': max error" in out

@@ -38,8 +38,17 @@ def run(args: argparse.Namespace) -> int:
 
     if args.service == "tracker":
         port = args.port or 9190
-        command = [sys.executable, "-m", "tvm.exec.rpc_tracker", "--host", args.host,
-                   "--port", str(port), "--port-end", str(port + 1)]
+        command = [
+            sys.executable,
+            "-m",
+            "tvm.exec.rpc_tracker",
+            "--host",
+            args.host,
+            "--port",
+            str(port),
+            "--port-end",
+            str(port + 1),
+        ]
         return _exec(command, f"tracker on {args.host}:{port}")
     if not args.tracker:
         raise RunError(f"rpc {args.service} needs --tracker HOST:PORT")
@@ -51,8 +60,21 @@ def run(args: argparse.Namespace) -> int:
         python = setup_emulated_aarch64(args.cache)
         env["QEMU_CPU"] = args.cpu
     port = args.port or 9090
-    command = [python, "-m", "tvm.exec.rpc_server", "--tracker", args.tracker, "--key", key,
-               "--host", args.host, "--port", str(port), "--port-end", str(port + 1)]
+    command = [
+        python,
+        "-m",
+        "tvm.exec.rpc_server",
+        "--tracker",
+        args.tracker,
+        "--key",
+        key,
+        "--host",
+        args.host,
+        "--port",
+        str(port),
+        "--port-end",
+        str(port + 1),
+    ]
     return _exec(command, f"{args.service} server '{key}' via tracker {args.tracker}", env)
 
 

@@ -97,4 +97,6 @@ def _compare(outputs, reference, tolerance: float) -> None:
         print(f"output '{name}': max error {error:.3g} of the reference's scale")
     bad = [name for name, error in errors.items() if not error <= tolerance]
     if bad:
-        raise RunError(f"output(s) {', '.join(bad)} differ from the reference by more than {tolerance}")
+        raise RunError(
+            f"output(s) {', '.join(bad)} differ from the reference by more than {tolerance}"
+        )

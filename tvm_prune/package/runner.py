@@ -54,9 +54,7 @@ class Runner:
         self._vm = relax.VirtualMachine(module, device)
 
     @classmethod
-    def local(
-        cls, metadata: PackageMetadata, library: bytes, device: tvm.runtime.Device
-    ) -> Runner:
+    def local(cls, metadata: PackageMetadata, library: bytes, device: tvm.runtime.Device) -> Runner:
         """Load on this machine, after checking the package was built for it."""
         check_runnable_here(metadata, device)
         # load_module needs a file; the handle keeps the library mapped after the file is gone.

@@ -61,8 +61,9 @@ class RpcConfig:
         environ = os.environ if environ is None else environ
         host, port, env_key = (environ.get(name) for name in TRACKER_ENV)
         if host and port:
-            return cls(tracker=parse_address(f"{host}:{port}", "TVM_TRACKER_HOST/PORT"),
-                       key=key or env_key)
+            return cls(
+                tracker=parse_address(f"{host}:{port}", "TVM_TRACKER_HOST/PORT"), key=key or env_key
+            )
         return None
 
 

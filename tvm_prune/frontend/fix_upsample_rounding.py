@@ -21,15 +21,14 @@ import tvm
 from tvm import relax
 from tvm.relax import Call, Expr, PyExprMutator, expr_functor
 
+from ..relax_rewrite import rewrite_relax_functions
+
 
 @tvm.transform.module_pass(opt_level=0, name="FixUpsampleRounding")
 class FixUpsampleRounding:
     def transform_module(self, mod: tvm.IRModule, ctx: tvm.transform.PassContext) -> tvm.IRModule:
         rewriter = _Rewriter(mod)
-        for gvar, func in mod.functions_items():
-            if isinstance(func, relax.Function):
-                rewriter.builder_.update_func(gvar, rewriter.visit_expr(func))
-        return rewriter.builder_.get()
+        return rewrite_relax_functions(mod, rewriter)
 
 
 @expr_functor.mutator

@@ -30,6 +30,7 @@ import tvm
 from tvm import relax, te, tirx
 from tvm.relax import Call, Expr, PyExprMutator, expr_functor
 
+from ..relax_rewrite import rewrite_relax_functions
 from .upsample_kernel import NotAStencil, Stencil1D, stencil_from_transposed_conv
 
 CONV_TRANSPOSE_OP = "relax.nn.conv2d_transpose"
@@ -46,10 +47,7 @@ class EmitUpsampleKernels:
     def transform_module(self, mod: tvm.IRModule, ctx: tvm.transform.PassContext) -> tvm.IRModule:
         self.report = []
         rewriter = _Rewriter(mod, self.report)
-        for gvar, func in mod.functions_items():
-            if isinstance(func, relax.Function):
-                rewriter.builder_.update_func(gvar, rewriter.visit_expr(func))
-        return relax.transform.DeadCodeElimination()(rewriter.builder_.get())
+        return relax.transform.DeadCodeElimination()(rewrite_relax_functions(mod, rewriter))
 
 
 @expr_functor.mutator

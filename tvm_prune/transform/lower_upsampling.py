@@ -28,6 +28,7 @@ import tvm
 from tvm import relax
 from tvm.relax import Call, Expr, PyExprMutator, expr_functor
 
+from ..relax_rewrite import rewrite_relax_functions
 from .upsample_kernel import NotAStencil, resize_stencil
 
 RESIZE_OP = "relax.image.resize2d"
@@ -44,10 +45,7 @@ class LowerUpsampling:
     def transform_module(self, mod: tvm.IRModule, ctx: tvm.transform.PassContext) -> tvm.IRModule:
         self.report = []
         rewriter = _ResizeRewriter(mod, self.report)
-        for gvar, func in mod.functions_items():
-            if isinstance(func, relax.Function):
-                rewriter.builder_.update_func(gvar, rewriter.visit_expr(func))
-        return rewriter.builder_.get()
+        return rewrite_relax_functions(mod, rewriter)
 
 
 @expr_functor.mutator

@@ -29,6 +29,7 @@ from .tiling import (
     parallel_if_worth,
     register_tile,
     schedule_injective_block,
+    single_epilogue,
 )
 
 PREPROC_ATTR = "meta_schedule.layout_rewrite_preproc"
@@ -82,11 +83,7 @@ def schedule_channel_vectors(sch: s_tir.Schedule, info: ReductionInfo, params: C
         ("write", 0),
         lambda k, *rest: (k // lanes, *rest, k % lanes),
     )
-    consumers = list(sch.get_consumers(main))
-    if not consumers:
-        sch.cache_write(main, 0, "global")
-        consumers = list(sch.get_consumers(main))
-    epilogue = consumers[0] if len(consumers) == 1 else None
+    epilogue = single_epilogue(sch, main)
 
     loops = sch.get_loops(main)
     outer = []

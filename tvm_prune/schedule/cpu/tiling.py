@@ -180,6 +180,15 @@ def inline_around(sch: s_tir.Schedule, main) -> None:
                 pass
 
 
+def single_epilogue(sch: s_tir.Schedule, main):
+    """The one block consuming ``main``'s output (a write cache if nothing does), else None."""
+    consumers = list(sch.get_consumers(main))
+    if not consumers:
+        sch.cache_write(main, 0, "global")
+        consumers = list(sch.get_consumers(main))
+    return consumers[0] if len(consumers) == 1 else None
+
+
 def schedule_injective_block(sch: s_tir.Schedule, block, params: CpuParams, dtype: str) -> None:
     """Parallel outer loops, vectorised inner tile: the fallback for spatial blocks."""
     loops = sch.get_loops(block)
@@ -248,11 +257,7 @@ def schedule_output_tiles(sch: s_tir.Schedule, info: ReductionInfo, params: CpuP
     reg = register_tile(info.extents[info.reuse_axis], accumulators // vectors) if reuse else 1
 
     inline_around(sch, main)
-    consumers = list(sch.get_consumers(main))
-    if not consumers:
-        sch.cache_write(main, 0, "global")
-        consumers = list(sch.get_consumers(main))
-    epilogue = consumers[0] if len(consumers) == 1 else None
+    epilogue = single_epilogue(sch, main)
 
     loops = sch.get_loops(main)
     outer, tiles, reuse_outer = [], [], []

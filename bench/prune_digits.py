@@ -4,13 +4,13 @@
 
 Calibration: digits_calib.npz (64 training images). Reported accuracy: the 360-image test
 split, never seen while pruning. No retraining. Also: what judging magnitudes on BN-folded
-weights and bias correction buy, the cost of a full sensitivity scan, and the compile-once
-evaluator's numbers.
+weights and each compensation (none, bias, least squares) buy, the cost of a full sensitivity
+scan, the compile-once evaluator's numbers, and the package size at 70 % sparsity (package size
+on bigger models: bench/package_size.py).
 """
 
 from __future__ import annotations
 
-import tempfile
 import time
 from pathlib import Path
 
@@ -21,7 +21,7 @@ from tvm_prune.prune.greedy import greedy, sensitivity_scan
 from tvm_prune.prune.methods import behavior, layerwise, magnitude
 from tvm_prune.prune.metrics import accuracy
 from tvm_prune.prune.session import PruneSession
-from tvm_prune.prune.sparse import storage_report
+from tvm_prune.prune.storage import storage_report
 
 DIGITS = Path(__file__).resolve().parents[1] / "examples" / "digits"
 SPARSITIES = (0.5, 0.6, 0.7, 0.8)
@@ -39,14 +39,14 @@ def main() -> None:
 
     start = time.perf_counter()
     sessions = {
-        (effective, correct): PruneSession(
-            model, calib, metric="kl", effective=effective, bias_correction=correct
+        (effective, compensation): PruneSession(
+            model, calib, metric="kl", effective=effective, compensation=compensation
         )
         for effective in (False, True)
-        for correct in (False, True)
+        for compensation in ("none", "bias", "least-squares")
     }
     setup = time.perf_counter() - start
-    full = sessions[(True, True)]
+    full = sessions[(True, "least-squares")]
 
     rows = []
 
@@ -54,10 +54,10 @@ def main() -> None:
         return layerwise(session, sparsity=sparsity, rule="fitted-scale")
 
     for name, key, method in (
-        ("magnitude (raw |w|)", (False, False), magnitude),
-        ("magnitude (eff. + bias)", (True, True), magnitude),
-        ("layerwise LAMP", (True, True), layerwise),
-        ("layerwise fitted scale", (True, True), fitted_scale),
+        ("magnitude (raw |w|)", (False, "none"), magnitude),
+        ("magnitude (eff. + lsq)", (True, "least-squares"), magnitude),
+        ("layerwise LAMP", (True, "least-squares"), layerwise),
+        ("layerwise fitted scale", (True, "least-squares"), fitted_scale),
     ):
         for s in SPARSITIES:
             plan = method(sessions[key], sparsity=s)
@@ -81,15 +81,14 @@ def main() -> None:
         )
 
     print("\nablation at 70 % sparsity (test accuracy %), global magnitude cut vs per layer:")
-    print("| judged on / bias correction | magnitude | layerwise LAMP | greedy (kl) |")
+    print("| judged on / compensation | magnitude | layerwise LAMP | greedy (kl) |")
     print("|---|---:|---:|---:|")
-    for key in ((False, False), (True, False), (True, True), (False, True)):
-        session = sessions[key]
+    for key, session in sessions.items():
         cells = [
             100 * test_accuracy(session, method(session, sparsity=0.7))
             for method in (magnitude, layerwise, greedy)
         ]
-        label = f"{'effective' if key[0] else 'raw'} / {'on' if key[1] else 'off'}"
+        label = f"{'effective' if key[0] else 'raw'} / {key[1]}"
         print(f"| {label} | " + " | ".join(f"{c:.2f}" for c in cells) + " |")
 
     start = time.perf_counter()
@@ -101,29 +100,16 @@ def main() -> None:
         f"\nsensitivity scan: {len(full.layers)} layers x 10 levels = "
         f"{full.evaluator.runs - runs} evaluations of 64 images in {scan:.2f} s; "
         f"{per_run * 1000:.0f} ms per evaluation; "
-        f"compile once {full.evaluator.compile_seconds:.1f} s; 4 sessions set up in {setup:.1f} s"
+        f"compile once {full.evaluator.compile_seconds:.1f} s; 6 sessions set up in {setup:.1f} s"
     )
 
-    plan = magnitude(full, sparsity=0.7)
-    pruned = {**model.params, **full.changed_params(plan.thresholds)}
-    report = storage_report(pruned)
-    with tempfile.TemporaryDirectory() as tmp:
-        dense_pkg = tvm_prune.compile(model, output=Path(tmp) / "dense.tar")
-        pruned_model, _ = tvm_prune.prune_model(
-            model,
-            method="magnitude",
-            sparsity=0.7,
-            data=calib,
-            effective=True,
-            bias_correction=True,
-        )
-        pruned_pkg = tvm_prune.compile(pruned_model, output=Path(tmp) / "pruned.tar")
-        sizes = [(Path(tmp) / f"{n}.tar").stat().st_size for n in ("dense", "pruned")]
-    del dense_pkg, pruned_pkg
+    plan = greedy(full, sparsity=0.7)
+    report = storage_report(model.params, {**model.params, **full.changed_params(plan.thresholds)})
     print(
-        f"\n70 % sparsity (magnitude, effective + bias): weights dense {report['dense_bytes']} B, "
-        f"bitmask+values {report['packed_bytes']} B ({100 * report['packed_ratio']:.1f} %); "
-        f"model.tar dense {sizes[0]} B, pruned {sizes[1]} B (mod.so still holds dense weights)"
+        f"\n70 % sparsity (greedy, least squares): weights {report['raw_bytes']} B raw, "
+        f"{report['dense_compressed_bytes']} B compressed dense, "
+        f"{report['pruned_compressed_bytes']} B compressed pruned "
+        f"({100 * report['pruned_to_dense']:.1f} %); whole packages: bench/package_size.py"
     )
 
 

@@ -20,7 +20,7 @@ from tvm_prune.prune.greedy import greedy
 from tvm_prune.prune.methods import behavior, layerwise, magnitude
 from tvm_prune.prune.metrics import cosine_distance
 from tvm_prune.prune.session import PruneSession
-from tvm_prune.prune.sparse import storage_report
+from tvm_prune.prune.storage import storage_report
 from tvm_prune.testing.models import document_image, ppocr_det_model
 
 
@@ -35,30 +35,33 @@ def main() -> None:
     data = CalibrationData({"x": pages}, None, f"{args.images} rendered pages {side}x{side}")
 
     start = time.perf_counter()
-    raw = PruneSession(model, data, metric="rel-l2", effective=False, bias_correction=False)
-    full = PruneSession(model, data, metric="rel-l2", effective=True, bias_correction=True)
+    raw = PruneSession(model, data, metric="rel-l2", effective=False, compensation="none")
+    full = PruneSession(model, data, metric="rel-l2", effective=True)
+    bias_only = PruneSession(model, data, metric="rel-l2", effective=True, compensation="bias")
+    masks_only = PruneSession(model, data, metric="rel-l2", effective=True, compensation="none")
     setup = time.perf_counter() - start
     size = sum(full.sizes.values())
     print(
         f"PP-OCRv4 det {side}x{side}: {len(full.layers)} prunable layers, {size} weights; "
-        f"{args.images} rendered pages; two sessions set up (compiles) in {setup:.0f} s\n"
+        f"{args.images} rendered pages; four sessions set up (compiles) in {setup:.0f} s\n"
     )
 
     def row(name, session, plan):
         outputs = session.evaluator.run(session.changed_params(plan.thresholds))[0]
         cos = cosine_distance(session.dense_outputs[0], outputs)
+        emptied = sum(1 for layer in plan.layers if layer.pruned == layer.size)
         print(
             f"| {name:<34} | {100 * plan.sparsity:6.1f}% | {plan.result['metric']:7.4f} "
-            f"| {cos:8.5f} |"
+            f"| {cos:8.5f} | {emptied} |"
         )
         return plan
 
-    print(f"| {'method':<34} | sparsity | rel-L2 | cos dist |")
-    print(f"|{'-' * 36}|---------:|-------:|---------:|")
+    print(f"| {'method':<34} | sparsity | rel-L2 | cos dist | layers emptied |")
+    print(f"|{'-' * 36}|---------:|-------:|---------:|---:|")
     plans = {}
     for s in (0.1, 0.3, 0.5, 0.7):
         row(f"magnitude raw |w|, {s:.0%}", raw, magnitude(raw, sparsity=s))
-        row(f"magnitude effective + bias, {s:.0%}", full, magnitude(full, sparsity=s))
+        row(f"magnitude effective + lsq, {s:.0%}", full, magnitude(full, sparsity=s))
         plans[s] = row(f"layerwise LAMP, {s:.0%}", full, layerwise(full, sparsity=s))
         row(
             f"layerwise fitted scale, {s:.0%}",
@@ -71,6 +74,16 @@ def main() -> None:
             full,
             behavior(full, tolerance=tol, per_layer=False),
         )
+
+    print("\ncompensation ablation, layerwise LAMP on effective weights (rel-L2 of the output):")
+    print("| sparsity | none | bias | least squares |")
+    print("|---:|---:|---:|---:|")
+    for s in (0.3, 0.5, 0.7):
+        cells = [
+            layerwise(session, sparsity=s).result["metric"]
+            for session in (masks_only, bias_only, full)
+        ]
+        print(f"| {s:.0%} | " + " | ".join(f"{c:.4f}" for c in cells) + " |")
 
     levels = (0.0, 0.3, 0.6, 0.9)
     start, runs = time.perf_counter(), full.evaluator.runs
@@ -91,12 +104,13 @@ def main() -> None:
             f"greedy predictor error (measured - predicted): median {np.median(errors):+.4f}, "
             f"max |err| {np.max(np.abs(errors)):.4f} over {len(errors)} steps"
         )
-    report = storage_report({**model.params, **full.changed_params(plans[0.7].thresholds)})
+    pruned = {**model.params, **full.changed_params(plans[0.7].thresholds)}
+    report = storage_report(model.params, pruned)
     print(
-        f"\nweights at 70 % sparsity (layerwise LAMP): dense "
-        f"{report['dense_bytes'] / 1e6:.2f} MB, "
-        f"bitmask+values {report['packed_bytes'] / 1e6:.2f} MB "
-        f"({100 * report['packed_ratio']:.1f} %)"
+        f"\nweights at 70 % sparsity (layerwise LAMP): {report['raw_bytes'] / 1e6:.2f} MB raw, "
+        f"compressed {report['dense_compressed_bytes'] / 1e6:.2f} MB dense -> "
+        f"{report['pruned_compressed_bytes'] / 1e6:.2f} MB pruned "
+        f"({100 * report['pruned_to_dense']:.1f} %)"
     )
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gzip
+import io
 import json
 import tarfile
 
@@ -162,14 +164,23 @@ def test_bad_input_shape_at_run(tmp_path, matmul_package, capsys):
 
 
 def test_tampered_package_at_run(tmp_path, matmul_package, capsys):
-    with tarfile.open(matmul_package.path) as tar:
+    # Change one byte of the library inside a well-formed (recompressed) package.
+    raw = bytearray(gzip.decompress(matmul_package.path.read_bytes()))
+    with tarfile.open(fileobj=io.BytesIO(bytes(raw))) as tar:
         library = tar.getmember("mod.so")
-    data = bytearray(matmul_package.path.read_bytes())
-    data[library.offset_data + library.size // 2] ^= 0x01
+    raw[library.offset_data + library.size // 2] ^= 0x01
     bad = tmp_path / "bad.tar"
-    bad.write_bytes(bytes(data))
+    bad.write_bytes(gzip.compress(bytes(raw)))
     assert main(["run", str(bad)]) == 2
     assert "does not match its sha256" in _error_line(capsys)
+
+
+def test_truncated_package_file_at_run(tmp_path, matmul_package, capsys):
+    data = matmul_package.path.read_bytes()
+    bad = tmp_path / "bad.tar"
+    bad.write_bytes(data[: len(data) // 2])  # an interrupted copy
+    assert main(["run", str(bad)]) == 2
+    assert f"{bad}: corrupt package" in _error_line(capsys)
 
 
 def test_verbose_shows_the_traceback(tmp_path):

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+import pytest
 from onnx import numpy_helper
 
 from tvm_prune.cli.main import main
@@ -61,3 +62,40 @@ def test_behavior_without_tolerance_is_a_one_line_error(capsys):
     code = main(["prune", str(DIGITS / "digits_cnn.onnx"), "--method", "behavior"])
     assert code == 2
     assert "needs --tolerance" in capsys.readouterr().err.strip().splitlines()[-1]
+
+
+def test_accuracy_function_from_a_file_replaces_label_accuracy(tmp_path):
+    script = tmp_path / "task.py"
+    script.write_text(
+        "import numpy as np\n"
+        f"LABELS = np.load({str(DIGITS / 'digits_calib.npz')!r})['label']\n"
+        "def half_top1(outputs):\n"
+        "    logits = outputs[0].reshape(len(LABELS), -1)\n"
+        "    return 0.5 * float(np.mean(logits.argmax(axis=1) == LABELS))\n"
+    )
+    report = tmp_path / "report.json"
+    args = ["prune", str(DIGITS / "digits_cnn.onnx"), "--method", "greedy", "--sparsity", "0.2"]
+    args += ["--calib", str(DIGITS / "digits_calib.npz"), "--report", str(report)]
+    assert main([*args, "--accuracy", f"{script}:half_top1"]) == 0
+    data = json.loads(report.read_text())
+    assert data["settings"]["objective"] == "accuracy"
+    # The digits CNN gets every calibration image right: our function says 0.5.
+    assert data["result"]["dense_accuracy"] == 0.5
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("no_such_file.py:f", "no such file"),
+        ("{script}:missing", "has no function 'missing'"),
+        ("{script}:broken", "raised ZeroDivisionError"),
+        ("{script}", "expected FILE.py:FUNCTION"),
+    ],
+)
+def test_bad_accuracy_function_is_a_one_line_error(tmp_path, capsys, spec, message):
+    script = tmp_path / "task.py"
+    script.write_text("def broken(outputs):\n    return 1 / 0\n")
+    args = ["prune", str(DIGITS / "digits_cnn.onnx"), "--method", "greedy", "--sparsity", "0.2"]
+    args += ["--calib", str(DIGITS / "digits_calib.npz")]
+    assert main([*args, "--accuracy", spec.format(script=script)]) == 2
+    assert message in capsys.readouterr().err.strip().splitlines()[-1]

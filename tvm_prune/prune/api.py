@@ -9,14 +9,14 @@ import numpy as np
 
 from ..errors import TvmPruneError
 from ..model import Model, TransformRecord
-from .apply import layer_masks, mask_digest, pruned_params
+from .apply import layer_masks, mask_digest
 from .data import CalibrationData, generated
 from .greedy import greedy
 from .methods import behavior, layerwise, magnitude
 from .metrics import METRICS
 from .plan import PruningPlan
 from .session import PruneSession
-from .sparse import storage_report
+from .storage import storage_report
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ def prune_model(
     data: CalibrationData | None = None,
     accuracy_fn: Callable[[Sequence[np.ndarray]], float] | None = None,
     effective: bool = True,
-    bias_correction: bool | None = None,
+    compensation: str | None = None,
     progress: bool = False,
 ) -> tuple[Model, PruningPlan]:
     """Prune ``model``'s conv/dense weights with ``method``; return the new model and the plan.
@@ -58,22 +58,24 @@ def prune_model(
         (classifiers), else ``rel-l2``.
     data : CalibrationData, optional
         Calibration inputs (and labels); default: 16 random inputs, with a warning.
-    effective, bias_correction : bool
-        Judge magnitudes on BN-folded weights; correct biases for the expected output shift.
-        ``bias_correction`` defaults to on for every method but ``magnitude``.
+    effective : bool
+        Judge magnitudes on BN-folded weights.
+    compensation : str, optional
+        ``none``, ``bias`` or ``least-squares`` (see :mod:`.apply`); default least-squares for
+        every method but the ``magnitude`` baseline, which gets none.
     """
     _check(method, sparsity, tolerance, metric)
     chosen_metric = metric or ("kl" if len(model.outputs[0].shape) == 2 else "rel-l2")
     objective = "accuracy" if method == "greedy" and metric is None else "behavior"
-    if bias_correction is None:
-        bias_correction = method != "magnitude"
+    if compensation is None:
+        compensation = "none" if method == "magnitude" else "least-squares"
     session = PruneSession(
         model,
         data if data is not None else generated(model),
         metric=chosen_metric,
         objective=objective,
         effective=effective if method != "magnitude" else False,
-        bias_correction=bias_correction,
+        compensation=compensation,
         accuracy_fn=accuracy_fn,
         progress=progress,
     )
@@ -93,12 +95,11 @@ def apply_plan(model: Model, plan: PruningPlan, session: PruneSession) -> Model:
     from ..transform import PruneWeights
 
     masks = layer_masks(session.magnitudes, plan.thresholds)
-    params = dict(model.params)
-    params.update(pruned_params(model.params, session.layers, masks, session.input_means))
+    params = {**model.params, **session.changed_params(plan.thresholds)}
     mod = PruneWeights(masks)(model.mod)
     report = plan.to_dict()
     report["mask_sha256"] = {name: mask_digest(mask) for name, mask in masks.items()}
-    report["storage"] = storage_report(params)
+    report["storage"] = storage_report(model.params, params)
     report["evaluator"] = {
         "compile_seconds": round(session.evaluator.compile_seconds, 3),
         "runs": session.evaluator.runs,

@@ -1,10 +1,20 @@
-"""Plan -> weights: masks from thresholds, masked weights, and bias correction.
+"""Plan -> weights: masks from thresholds, masked weights, and compensation for what they shift.
 
-Bias correction: zeroing part of a layer's weight lowers its output on average by
-``delta[o] = sum_{i,k} dW[o, i, k] * mean(x[i])`` (``dW`` the removed weights, ``mean(x)`` the
-layer input's mean under each kernel tap on calibration data). ``delta`` is added back to the
-layer's bias, or, when the layer has none, subtracted from the following batch norm's running
-mean; layers with neither (and ``conv2d_transpose``) are left uncorrected.
+Compensation (``COMPENSATIONS``), on calibration statistics of each layer's input:
+
+* ``bias``: zeroing part of a layer's weight lowers its output on average by
+  ``delta[o] = sum_{i,k} dW[o, i, k] * mean(x[i])`` (``dW`` the removed weights, ``mean(x)`` the
+  layer input's mean under each kernel tap). ``delta`` is added back to the layer's bias, or,
+  when the layer has none, subtracted from the following batch norm's running mean.
+* ``least-squares``: the kept weights of each output channel and that same output shift are
+  re-solved so the pruned layer reproduces the dense layer's output on the calibration inputs
+  in the least-squares sense: ``min E[(p.w - p_K.w_K - delta)^2] + lam |w_K|^2`` over input
+  patches ``p`` (the normal equations only need ``E[p p^T]``; ``lam`` is 1 % of the mean
+  diagonal, SparseGPT's dampening). Pruned positions stay exactly zero. Layer by layer, on the
+  dense network's inputs (as OBC/SparseGPT do). Layers too wide for it
+  (:data:`.engine.MAX_LEAST_SQUARES_FEATURES`) or grouped get ``bias``.
+
+Layers with neither bias nor batch norm keep no shift; ``conv2d_transpose`` is not compensated.
 """
 
 from __future__ import annotations
@@ -14,6 +24,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from .engine import InputMoments
 from .layers import PrunableLayer, effective_weight
 
 
@@ -40,30 +51,63 @@ def mask_digest(mask: np.ndarray) -> str:
     return hashlib.sha256(np.packbits(mask.ravel()).tobytes()).hexdigest()[:16]
 
 
-def pruned_params(
+COMPENSATIONS = ("none", "bias", "least-squares")
+DAMPING = 0.01
+
+
+def layer_changes(
+    layer: PrunableLayer,
     params: Mapping[str, np.ndarray],
-    layers: tuple[PrunableLayer, ...],
-    masks: Mapping[str, np.ndarray],
-    input_means: Mapping[str, np.ndarray] | None = None,
+    mask: np.ndarray,
+    moments: InputMoments | None,
+    compensation: str,
 ) -> dict[str, np.ndarray]:
-    """The changed parameters only: masked weights, and corrected biases if ``input_means``."""
-    changed: dict[str, np.ndarray] = {}
-    for layer in layers:
-        mask = masks.get(layer.weight)
-        if mask is None or mask.all():
-            continue
-        weight = np.asarray(params[layer.weight])
-        changed[layer.weight] = np.where(mask, weight, 0).astype(weight.dtype)
-        if input_means is None or layer.op == "conv2d_transpose":
-            continue
-        delta = output_shift(layer, np.where(mask, 0, weight), input_means[layer.weight])
-        if layer.bias is not None:
-            bias = np.asarray(changed.get(layer.bias, params[layer.bias]))
-            changed[layer.bias] = (bias + delta.reshape(bias.shape)).astype(bias.dtype)
-        elif layer.batch_norm is not None:
-            mean = np.asarray(params[layer.batch_norm.mean])
-            changed[layer.batch_norm.mean] = (mean - delta).astype(mean.dtype)
+    """The parameters pruning ``layer`` with keep-mask ``mask`` changes: its masked (and, with
+    least squares, re-solved) weight and its corrected bias or batch-norm mean."""
+    weight = np.asarray(params[layer.weight])
+    changed = {layer.weight: np.where(mask, weight, 0).astype(weight.dtype)}
+    if compensation == "none" or moments is None or layer.op == "conv2d_transpose":
+        return changed
+    has_shift = layer.bias is not None or layer.batch_norm is not None
+    if compensation == "least-squares" and moments.second is not None:
+        solved, delta = _least_squares(layer, weight, mask, moments.second, has_shift)
+        changed[layer.weight] = solved.astype(weight.dtype)
+    else:
+        delta = output_shift(layer, np.where(mask, 0, weight), moments.mean)
+    if layer.bias is not None:
+        bias = np.asarray(params[layer.bias])
+        changed[layer.bias] = (bias + delta.reshape(bias.shape)).astype(bias.dtype)
+    elif layer.batch_norm is not None:
+        mean = np.asarray(params[layer.batch_norm.mean])
+        changed[layer.batch_norm.mean] = (mean - delta).astype(mean.dtype)
     return changed
+
+
+def _least_squares(
+    layer: PrunableLayer, weight: np.ndarray, mask: np.ndarray, second: np.ndarray, shift: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """Re-solved weight (same shape, zeros where ``mask`` is False) and per-channel shift."""
+    transposed = layer.op == "matmul" and layer.out_axis == 1
+    rows = (weight.T if transposed else weight.reshape(weight.shape[0], -1)).astype(np.float64)
+    keep = mask.T if transposed else mask.reshape(mask.shape[0], -1)
+    features = rows.shape[1]
+    damping = DAMPING * float(np.mean(np.diag(second)[:features]))
+    targets = second[:, :features] @ rows.T  # E[p' (p . w_o)] for every channel o
+    solved = np.zeros_like(rows)
+    delta = np.zeros(rows.shape[0])
+    for o in range(rows.shape[0]):
+        kept = np.flatnonzero(keep[o])
+        index = np.append(kept, features) if shift else kept
+        if not len(index):
+            continue
+        system = second[np.ix_(index, index)].copy()
+        system[np.arange(len(kept)), np.arange(len(kept))] += damping
+        z = np.linalg.solve(system, targets[index, o])
+        solved[o, kept] = z[: len(kept)]
+        if shift:
+            delta[o] = z[-1]
+    solved = solved.T if transposed else solved.reshape(weight.shape)
+    return solved, delta
 
 
 def output_shift(layer: PrunableLayer, removed: np.ndarray, input_mean: np.ndarray) -> np.ndarray:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import tvm
@@ -74,13 +75,39 @@ class Evaluator:
         return [np.stack(store) for store in outputs]
 
 
-def layer_input_means(model: Model, inputs: Mapping[str, np.ndarray], layers) -> dict:
-    """Mean of each layer's data input over the samples.
+MAX_LEAST_SQUARES_FEATURES = 1152
+"""Largest layer fan-in (``C * KH * KW``) given second moments for least-squares compensation:
+solving one ``F x F`` system per output channel grows as ``F^3`` (F = 1152, 256 channels: about
+a second per layer on 2 cores); wider layers get bias correction only."""
 
-    Compiles, once, a copy of ``main`` that returns the layers' inputs. Returns, per layer
-    weight name: for ``conv2d`` the mean input each kernel tap sees, ``[C, KH, KW]`` (padding
-    zeros included, so the bias correction is exact in expectation); otherwise one value per
-    input channel (axis 1 of 4-d inputs, last axis of matmul inputs).
+
+@dataclass(frozen=True)
+class InputMoments:
+    """Calibration statistics of one layer's data input.
+
+    Attributes
+    ----------
+    mean : np.ndarray
+        ``conv2d``: the mean input each kernel tap sees, ``[C, KH, KW]`` (padding zeros
+        included, so the bias correction is exact in expectation); otherwise one value per input
+        channel (axis 1 of 4-d inputs, last axis of matmul inputs).
+    second : np.ndarray or None
+        ``E[p p^T]`` over input patches ``p`` (``conv2d``: the ``C*KH*KW`` values under the
+        kernel in OIHW order; ``matmul``: the input row) with a constant 1 appended, so the last
+        row holds the mean. Only for ungrouped layers with at most
+        :data:`MAX_LEAST_SQUARES_FEATURES` features, and only when asked for.
+    """
+
+    mean: np.ndarray
+    second: np.ndarray | None
+
+
+def layer_input_moments(
+    model: Model, inputs: Mapping[str, np.ndarray], layers, *, second: bool
+) -> dict[str, InputMoments]:
+    """:class:`InputMoments` of each layer's data input over the samples, keyed by weight name.
+
+    Compiles, once, a copy of ``main`` that returns the layers' inputs.
     """
     main = relax.transform.ToNonDataflow()(model.mod)["main"]
     by_name = {var.name: var for var in main.params}
@@ -95,20 +122,46 @@ def layer_input_means(model: Model, inputs: Mapping[str, np.ndarray], layers) ->
             mod[gv] = f
     vm = relax.VirtualMachine(tvm.compile(mod, target="llvm"), tvm.cpu())
     weights = [tvm.runtime.tensor(np.ascontiguousarray(v)) for v in model.params.values()]
-    sums: list[np.ndarray | None] = [None] * len(taps)
+    wants_second = [second and _least_squares_fits(layer, model.params) for layer in layers]
+    mean_sums: list = [0.0] * len(taps)
+    second_sums: list = [0.0] * len(taps)
     samples = _split_samples(model, inputs)
     for sample in samples:
         for i, value in enumerate(_as_arrays(vm["main"](*sample, *weights))):
-            geometry = layers[i].conv_geometry
-            if geometry is not None:
-                kernel = model.params[layers[i].weight].shape[2:]
-                mean = patch_means(value, geometry, kernel)
+            layer = layers[i]
+            if layer.conv_geometry is not None:
+                kernel = model.params[layer.weight].shape[2:]
+                mean_sums[i] = mean_sums[i] + patch_means(value, layer.conv_geometry, kernel)
             elif value.ndim == 4:
-                mean = value.astype(np.float64).mean(axis=(0, 2, 3))
+                mean_sums[i] = mean_sums[i] + value.astype(np.float64).mean(axis=(0, 2, 3))
             else:
-                mean = value.astype(np.float64).reshape(-1, value.shape[-1]).mean(axis=0)
-            sums[i] = mean if sums[i] is None else sums[i] + mean
-    return {layer.weight: s / len(samples) for layer, s in zip(layers, sums, strict=True)}
+                flat = value.astype(np.float64).reshape(-1, value.shape[-1])
+                mean_sums[i] = mean_sums[i] + flat.mean(axis=0)
+            if wants_second[i]:
+                rows = (
+                    patches(value, layer.conv_geometry, kernel)
+                    if layer.conv_geometry is not None
+                    else value.astype(np.float64).reshape(-1, value.shape[-1])
+                )
+                rows = np.concatenate([rows, np.ones((len(rows), 1))], axis=1)
+                second_sums[i] = second_sums[i] + rows.T @ rows / len(rows)
+    count = len(samples)
+    return {
+        layer.weight: InputMoments(
+            mean=mean_sums[i] / count, second=second_sums[i] / count if wants_second[i] else None
+        )
+        for i, layer in enumerate(layers)
+    }
+
+
+def _least_squares_fits(layer, params: Mapping[str, np.ndarray]) -> bool:
+    weight = np.asarray(params[layer.weight])
+    if layer.op == "matmul":
+        return weight.shape[1 - layer.out_axis] <= MAX_LEAST_SQUARES_FEATURES
+    if layer.op != "conv2d" or layer.conv_geometry is None:
+        return False
+    in_channels = int(layer.input_var.ty.shape[1])
+    return in_channels == weight.shape[1] and weight[0].size <= MAX_LEAST_SQUARES_FEATURES
 
 
 def patch_means(value: np.ndarray, geometry, kernel: tuple[int, int]) -> np.ndarray:
@@ -130,6 +183,29 @@ def patch_means(value: np.ndarray, geometry, kernel: tuple[int, int]) -> np.ndar
             ]
             result[:, kh, kw] = window.mean(axis=(0, 2, 3))
     return result
+
+
+def patches(value: np.ndarray, geometry, kernel: tuple[int, int]) -> np.ndarray:
+    """``[N * OH * OW, C * KH * KW]``: the padded input under the kernel at every output pixel,
+    features in the weight's OIHW order (im2col)."""
+    strides, padding, dilation, (out_h, out_w) = geometry
+    x = np.pad(
+        value.astype(np.float64),
+        ((0, 0), (0, 0), (padding[0], padding[2]), (padding[1], padding[3])),
+    )
+    taps = [
+        x[
+            :,
+            :,
+            kh * dilation[0] : kh * dilation[0] + strides[0] * (out_h - 1) + 1 : strides[0],
+            kw * dilation[1] : kw * dilation[1] + strides[1] * (out_w - 1) + 1 : strides[1],
+        ]
+        for kh in range(kernel[0])
+        for kw in range(kernel[1])
+    ]
+    stacked = np.stack(taps, axis=2)  # N, C, KH*KW, OH, OW
+    n, c, k, h, w = stacked.shape
+    return stacked.transpose(0, 3, 4, 1, 2).reshape(n * h * w, c * k)
 
 
 def _split_samples(model: Model, inputs: Mapping[str, np.ndarray]) -> list[list]:

@@ -12,15 +12,16 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
 from ..model import Model
-from .apply import layer_masks, pruned_params
+from .apply import COMPENSATIONS, layer_changes, layer_masks
 from .data import CalibrationData
 from .distribution import weight_statistics
-from .engine import Evaluator, layer_input_means
+from .engine import Evaluator, layer_input_moments
 from .layers import PrunableLayer, effective_weight, find_layers
 from .metrics import METRICS, accuracy
 from .plan import LayerPlan
@@ -43,8 +44,10 @@ class PruneSession:
         ``accuracy`` (labels or ``accuracy_fn`` required) or ``behavior`` (the metric).
     effective : bool
         Judge magnitudes on BN-folded weights.
-    bias_correction : bool
-        Correct each pruned layer's bias for its expected output shift.
+    compensation : str
+        What corrects for the pruned weights (:data:`.apply.COMPENSATIONS`): ``none``, ``bias``
+        (each pruned layer's bias, for its expected output shift) or ``least-squares`` (the
+        kept weights and the bias re-solved to reproduce the layer's output).
     accuracy_fn : callable, optional
         Outputs (list of stacked arrays) -> accuracy in [0, 1]; replaces label accuracy.
     """
@@ -57,7 +60,7 @@ class PruneSession:
         metric: str = "kl",
         objective: str = "behavior",
         effective: bool = True,
-        bias_correction: bool = True,
+        compensation: str = "least-squares",
         accuracy_fn: AccuracyFn | None = None,
         progress: bool = False,
     ):
@@ -65,7 +68,13 @@ class PruneSession:
         self.data = data
         self.metric = metric
         self.effective = effective
-        self.bias_correction = bias_correction
+        if compensation not in COMPENSATIONS:
+            from ..errors import TvmPruneError
+
+            raise TvmPruneError(
+                f"unknown compensation '{compensation}'; choose from {', '.join(COMPENSATIONS)}"
+            )
+        self.compensation = compensation
         self.progress = progress
         self.layers: tuple[PrunableLayer, ...] = find_layers(model.mod, model.params)
         if not self.layers:
@@ -90,9 +99,17 @@ class PruneSession:
         self.accuracy_fn = accuracy_fn
         self.objective = objective if accuracy_fn is not None else "behavior"
         self.evaluator = Evaluator(model, data.inputs)
-        self.input_means = (
-            layer_input_means(model, data.inputs, self.layers) if bias_correction else None
+        self.input_moments = (
+            layer_input_moments(
+                model, data.inputs, self.layers, second=compensation == "least-squares"
+            )
+            if compensation != "none"
+            else {}
         )
+        # Pruning one layer to one threshold always gives the same weights; greedy and
+        # behaviour searches revisit the same (layer, threshold) pairs, and least squares is
+        # worth not solving twice.
+        self._layer_changes: OrderedDict[tuple[str, float], dict] = OrderedDict()
         self.dense_outputs = self.evaluator.run()
         self.dense_accuracy = None if accuracy_fn is None else accuracy_fn(self.dense_outputs)
         self.evaluations = 0
@@ -107,8 +124,27 @@ class PruneSession:
         return int(np.searchsorted(self.sorted_magnitudes[name], threshold, side="left"))
 
     def changed_params(self, thresholds: Mapping[str, float]) -> dict[str, np.ndarray]:
-        masks = layer_masks(self.magnitudes, thresholds)
-        return pruned_params(self.model.params, self.layers, masks, self.input_means)
+        """The parameters that pruning with ``thresholds`` changes, compensation included."""
+        changed: dict[str, np.ndarray] = {}
+        for layer in self.layers:
+            threshold = float(thresholds.get(layer.weight, 0.0))
+            if threshold <= 0.0:
+                continue
+            key = (layer.weight, threshold)
+            if key not in self._layer_changes:
+                (mask,) = layer_masks(self.magnitudes, {layer.weight: threshold}).values()
+                self._layer_changes[key] = layer_changes(
+                    layer,
+                    self.model.params,
+                    mask,
+                    self.input_moments.get(layer.weight),
+                    self.compensation,
+                )
+                if len(self._layer_changes) > 2 * len(self.layers):
+                    self._layer_changes.popitem(last=False)
+            self._layer_changes.move_to_end(key)
+            changed.update(self._layer_changes[key])
+        return changed
 
     def measure(self, thresholds: Mapping[str, float]) -> dict[str, float]:
         """Run the model pruned with ``thresholds``: loss, metric, accuracy and sparsity."""
@@ -147,7 +183,7 @@ class PruneSession:
             "objective": self.objective,
             "loss_unit": "accuracy points" if self.objective == "accuracy" else self.metric,
             "effective_weights": self.effective,
-            "bias_correction": self.bias_correction,
+            "compensation": self.compensation,
             "data": self.data.source,
             "samples": self.data.num_samples,
         }

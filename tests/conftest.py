@@ -34,3 +34,16 @@ def matmul_package(matmul_model, tmp_path_factory):
 
     out = tmp_path_factory.mktemp("packages") / "matmul.tar"
     return tvm_prune.compile(matmul_model, target="host", output=out)
+
+
+PPOCR_DET_SHAPES = {"x": (1, 3, 320, 320)}
+
+
+@pytest.fixture(scope="session")
+def ppocr_det_host_package(tmp_path_factory):
+    """PP-OCRv4 det (the rapidocr wheel's model) at 320x320 compiled for the host once."""
+    import tvm_prune
+
+    out = tmp_path_factory.mktemp("packages") / "ppocr_det.tar"
+    model = tvm_prune.load_onnx(models.ppocr_det_model(), input_shapes=PPOCR_DET_SHAPES)
+    return tvm_prune.compile(model, target="host", output=out)

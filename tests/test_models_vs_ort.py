@@ -12,6 +12,8 @@ from tvm_prune.frontend import load_onnx
 from tvm_prune.testing import models
 from tvm_prune.testing.ort import assert_outputs_close, random_inputs, run_ort
 
+from .conftest import PPOCR_DET_SHAPES
+
 REL_TOL = 1e-4
 
 
@@ -45,18 +47,17 @@ def test_pytorch_converted_conv(case, tmp_path):
 
 
 @pytest.mark.slow
-def test_ppocr_det(tmp_path):
+def test_ppocr_det(ppocr_det_host_package):
     """PP-OCRv4 det (weights in Constant nodes, dynamic input fixed to 320x320) on a text page.
 
     Random noise saturates the sigmoid output near 0, where float noise dominates; a synthetic
     text page gives real detections, so the check is on a meaningful output.
     """
     path = models.ppocr_det_model()
-    model = load_onnx(path, input_shapes={"x": (1, 3, 320, 320)})
+    model = load_onnx(path, input_shapes=PPOCR_DET_SHAPES)
     assert len(model.params) > 100  # weights stayed parameters, though stored as Constant nodes
-    package = tvm_prune.compile(model, target="host", output=tmp_path / "det.tar")
     image = models.document_image(320, 320)
-    outputs = package.run({"x": image})
+    outputs = ppocr_det_host_package.run({"x": image})
     reference = run_ort(path, {"x": image})
     (name,) = reference
     assert (reference[name] > 0.3).mean() > 0.02, "the page should contain detected text"

@@ -7,7 +7,9 @@ Timings from the emulator mean nothing; only that they are reported is checked.
 from __future__ import annotations
 
 import socket
+import subprocess
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,9 +18,10 @@ import tvm_prune
 from tvm_prune.cli.main import main
 from tvm_prune.errors import RunError
 from tvm_prune.rpc import RpcConfig, open_session
+from tvm_prune.testing.models import document_image, ppocr_det_model
 from tvm_prune.testing.ort import assert_outputs_close
 
-from ..conftest import DIGITS
+from ..conftest import DIGITS, PPOCR_DET_SHAPES
 
 
 @pytest.fixture(scope="module")
@@ -41,6 +44,21 @@ def test_digits_on_the_device_equals_the_host(emulated_device, digits_packages):
     for image in images:
         inputs = {"input": image[None]}
         assert_outputs_close(runner.run(inputs), host_runner.run(inputs), rel_tol=1e-4)
+
+
+def test_ppocr_det_on_the_device_equals_the_host(emulated_device, ppocr_det_host_package, tmp_path):
+    """PP-OCRv4 det (the rapidocr wheel's model) with the aarch64 schedule rules, on a rendered
+    document page."""
+    port, key = emulated_device
+    model = tvm_prune.load_onnx(ppocr_det_model(), input_shapes=PPOCR_DET_SHAPES)
+    device = tvm_prune.compile(model, target="aarch64-linux", output=tmp_path / "a64.tar")
+    inputs = {"x": document_image(320, 320, seed=3)}
+    session = open_session(RpcConfig(tracker=("127.0.0.1", port), key=key))
+    assert_outputs_close(
+        device.runner(session=session).run(inputs),
+        ppocr_det_host_package.run(inputs),
+        rel_tol=1e-4,
+    )
 
 
 def test_cli_run_over_rpc(emulated_device, digits_packages, tmp_path, capsys):
@@ -80,6 +98,34 @@ def test_cli_run_over_rpc(emulated_device, digits_packages, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "output 'logits': max error" in out
     assert "execution time over 2 x 1 runs (ms):" in out
+
+
+def test_aarch64_bundle_runs_under_qemu(digits_packages, tmp_path):
+    """The C++ runner, cross-compiled against the aarch64 runtime wheels, on the emulated CPU."""
+    from tvm_prune.cli.rpc import setup_emulated_aarch64
+    from tvm_prune.package.bundle import write_bundle
+
+    device, host = digits_packages
+    cache = Path(setup_emulated_aarch64(None)).parents[1]
+    bundle = tmp_path / "bundle"
+    manifest = write_bundle(device, bundle)
+    assert manifest["architecture"] == "aarch64"
+    with np.load(DIGITS / "digits_test.npz") as data:
+        image = data["input"][:1]
+    np.save(tmp_path / "input.npy", image)
+    qemu = cache / "qemu" / "root" / "usr" / "bin" / "qemu-aarch64-static"
+    runner = ["./tvm_prune_run", "mod.so", str(tmp_path / "input.npy"), "--out", str(tmp_path)]
+    result = subprocess.run(
+        [str(qemu), "-L", str(cache / "sysroot"), *runner, "--repeat", "2"],
+        cwd=bundle,
+        capture_output=True,
+        text=True,
+        env={"QEMU_CPU": "cortex-a72"},
+    )
+    assert result.returncode == 0, result.stderr
+    assert "time_ms mean=" in result.stdout
+    expected = host.run({"input": image})
+    assert_outputs_close({"logits": np.load(tmp_path / "output_0.npy")}, expected, rel_tol=1e-4)
 
 
 def test_unknown_key_fails_fast(emulated_device):

@@ -99,3 +99,12 @@ COMPENSATION = (
 )
 RAW_WEIGHTS = "judge magnitudes on the stored weights instead of BN-folded effective weights"
 COMPILE_PRUNE = "prune the weights with this method before compiling (options as for prune)"
+
+BUNDLE = (
+    "write what a Linux device needs to run a package without Python: the model library, the "
+    "TVM runtime libraries for its CPU, a C++ runner built against them, and a manifest"
+)
+BUNDLE_PACKAGE = "a package from tvm-prune compile (model.tar)"
+BUNDLE_OUTPUT = "folder to create (must not exist, or be empty)"
+BUNDLE_TARGET = "check that the package was compiled for this preset"
+BUNDLE_CXX = "C++ compiler for the runner (default: the package's cross compiler, or g++)"

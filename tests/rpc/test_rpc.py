@@ -128,6 +128,34 @@ def test_aarch64_bundle_runs_under_qemu(digits_packages, tmp_path):
     assert_outputs_close({"logits": np.load(tmp_path / "output_0.npy")}, expected, rel_tol=1e-4)
 
 
+def test_a_crashed_session_does_not_take_the_server_down(
+    emulated_device, digits_packages, tmp_path
+):
+    """A library that segfaults when loaded kills the session's worker; the supervisor of
+    ``rpc emulate`` restarts the stock server, so the next session works."""
+    port, key = emulated_device
+    source = tmp_path / "crash.c"
+    source.write_text(
+        "#include <signal.h>\n"
+        "__attribute__((constructor)) static void crash_on_load(void) { raise(SIGSEGV); }\n"
+    )
+    library = tmp_path / "crash.so"
+    subprocess.run(
+        ["aarch64-linux-gnu-gcc", "-shared", "-fPIC", "-o", str(library), str(source)], check=True
+    )
+    session = open_session(RpcConfig(tracker=("127.0.0.1", port), key=key))
+    session.upload(bytearray(library.read_bytes()), "crash.so")
+    with pytest.raises(Exception, match="kShutdown"):
+        session.load_module("crash.so")
+    del session
+    device, host = digits_packages
+    config = RpcConfig(tracker=("127.0.0.1", port), key=key, connect_timeout=180)
+    runner = device.runner(session=open_session(config))
+    with np.load(DIGITS / "digits_test.npz") as data:
+        inputs = {"input": data["input"][:1]}
+    assert_outputs_close(runner.run(inputs), host.run(inputs), rel_tol=1e-4)
+
+
 def test_unknown_key_fails_fast(emulated_device):
     port, _ = emulated_device
     config = RpcConfig(tracker=("127.0.0.1", port), key="no-such-device", connect_timeout=5)

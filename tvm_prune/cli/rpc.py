@@ -1,8 +1,10 @@
 """``tvm-prune rpc tracker|server|emulate``: RPC services on this machine, in the foreground.
 
-Each replaces this process with TVM's stock tracker or server (stop it with Ctrl-C or by
-signalling its process group: the server forks workers). ``emulate`` first sets up, once and
-cached, the emulated aarch64 device of ``cross_compile/emulated-aarch64.sh`` and then serves it.
+``tracker`` replaces this process with TVM's stock tracker. ``server`` and ``emulate`` run TVM's
+stock server under :func:`tvm_prune.rpc.supervisor.supervise`, which restarts it when a session
+crashes its worker (the stock server would stay up but never accept again); stop them with
+Ctrl-C or SIGTERM. ``emulate`` first sets up, once and cached, the emulated aarch64 device of
+``cross_compile/emulated-aarch64.sh`` and then serves it.
 """
 
 from __future__ import annotations
@@ -75,7 +77,9 @@ def run(args: argparse.Namespace) -> int:
         "--port-end",
         str(port + 1),
     ]
-    return _exec(command, f"{args.service} server '{key}' via tracker {args.tracker}", env)
+    from ..rpc.supervisor import supervise
+
+    return supervise(command, env, f"{args.service} server '{key}' via tracker {args.tracker}")
 
 
 def setup_emulated_aarch64(cache: str | None) -> str:
@@ -92,9 +96,9 @@ def setup_emulated_aarch64(cache: str | None) -> str:
     return result.stdout.strip().splitlines()[-1]
 
 
-def _exec(command: list[str], what: str, env: dict[str, str] | None = None) -> int:
+def _exec(command: list[str], what: str) -> int:
     logger.info("starting %s", what)
     sys.stdout.flush()
     sys.stderr.flush()
-    os.execve(command[0], command, env if env is not None else dict(os.environ))
+    os.execv(command[0], command)
     return 0  # not reached

@@ -3,13 +3,16 @@
 Compilation runs inside one ``PassContext`` holding the opt level and the passes the user
 disabled by name (tvmc's ``--disabled-pass``); TVM skips any pass, ours or its own, whose name
 is listed there. The export uses the preset's cross compiler (or the user's override):
-a driver on PATH such as ``aarch64-linux-gnu-g++``, ``ndk`` for the Android NDK
-(``tvm.support.ndk``), or none for this machine's compiler.
+a driver on PATH such as ``aarch64-linux-gnu-g++``, ``ndk`` for the Android NDK's clang++
+(:func:`ndk_compiler`), or none for this machine's compiler. A missing compiler is reported
+before the build, not after it.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import re
 import shutil
 import tempfile
 import time
@@ -68,6 +71,7 @@ def compile_model(
     if not 0 <= opt_level <= 3:
         raise CompileError(f"opt level {opt_level} is not in 0..3")
     preset = resolve_target(target)
+    fcompile = _fcompile(preset)  # a missing cross compiler fails here, not after the build
     seconds: dict[str, float] = {}
 
     start = time.perf_counter()
@@ -114,7 +118,7 @@ def compile_model(
     with tempfile.TemporaryDirectory(prefix="tvm-prune-") as tmp:
         lib_path = Path(tmp) / LIBRARY_MEMBER
         try:
-            executable.export_library(str(lib_path), fcompile=_fcompile(preset))
+            executable.export_library(str(lib_path), fcompile=fcompile)
         except TvmPruneError:
             raise
         except Exception as exc:
@@ -158,10 +162,8 @@ def _fcompile(preset: TargetPreset):
     if compiler is None:
         return None
     if compiler == "ndk":
-        from tvm.support import ndk
-
-        return ndk.create_shared
-    if shutil.which(compiler) is None:
+        compiler = ndk_compiler(preset)
+    elif shutil.which(compiler) is None:
         raise CompileError(
             f"cross compiler '{compiler}' for target {preset.name} is not on PATH; install it "
             "or name another with --cross-compiler"
@@ -169,6 +171,39 @@ def _fcompile(preset: TargetPreset):
     from tvm.support import cc
 
     return cc.cross_compiler(compiler, options=list(preset.cross_compiler_options))
+
+
+NDK_DEFAULT_API_LEVEL = 24
+
+
+def ndk_compiler(preset: TargetPreset, environ=os.environ) -> str:
+    """The Android NDK's clang++ for ``preset``: ``TVM_NDK_CC`` (TVM's own variable), else
+    ``$ANDROID_NDK_HOME/toolchains/llvm/prebuilt/linux-x86_64/bin/<triple><api>-clang++`` with
+    the API level from the target triple (``aarch64-linux-android24``; default 24)."""
+    if environ.get("TVM_NDK_CC"):
+        compiler = environ["TVM_NDK_CC"]
+        if shutil.which(compiler) is None:
+            raise CompileError(f"TVM_NDK_CC={compiler} is not an executable compiler")
+        return compiler
+    triple = preset.host_triple
+    match = re.fullmatch(r"(\w+)-linux-android(\d*)", triple)
+    if not match:
+        raise CompileError(f"target {preset.name}: '{triple}' is not an Android triple")
+    if not environ.get("ANDROID_NDK_HOME"):
+        raise CompileError(
+            f"target {preset.name} needs the Android NDK: set ANDROID_NDK_HOME to the NDK folder "
+            "or TVM_NDK_CC to its clang++, or use --cross-compiler clang --cross-compiler-options "
+            f"'--target={match[1]}-linux-android{match[2] or NDK_DEFAULT_API_LEVEL} "
+            "-fuse-ld=lld -nostdlib'"
+        )
+    compiler = (
+        Path(environ["ANDROID_NDK_HOME"])
+        / "toolchains/llvm/prebuilt/linux-x86_64/bin"
+        / f"{match[1]}-linux-android{match[2] or NDK_DEFAULT_API_LEVEL}-clang++"
+    )
+    if not os.access(compiler, os.X_OK):
+        raise CompileError(f"ANDROID_NDK_HOME has no {compiler.name} (looked for {compiler})")
+    return str(compiler)
 
 
 def _first_line(exc: BaseException) -> str:

@@ -1,8 +1,8 @@
 """Devices over TVM RPC.
 
 In: an :class:`RpcConfig` (a tracker and key, or a server's host and port). Out: an RPC session
-to run packages on (:func:`open_session`), and the local helpers that start a tracker, a server
-or the emulated aarch64 device (:mod:`.services`).
+to run packages on (:func:`open_session`), and the supervisor that keeps a stock server serving
+after a session crashes it (:mod:`.supervisor`, used by ``tvm-prune rpc server|emulate``).
 """
 
 from .config import RpcConfig

@@ -78,7 +78,8 @@ def test_least_squares_is_the_ridge_solution_and_beats_bias_correction():
         )
         ridge = np.zeros((len(kept), len(kept) + 1))
         ridge[:, : len(kept)] = np.sqrt(lam) * np.eye(len(kept))
-        target = np.concatenate([dense_out[:, o] / np.sqrt(len(rows)), np.zeros(len(kept))])
+        original = weight.reshape(5, -1)[o, kept].astype(np.float64)
+        target = np.concatenate([dense_out[:, o] / np.sqrt(len(rows)), np.sqrt(lam) * original])
         z = np.linalg.lstsq(np.concatenate([design, ridge]), target, rcond=None)[0]
         np.testing.assert_allclose(solved["w"].reshape(5, -1)[o, kept], z[:-1], rtol=1e-4)
         np.testing.assert_allclose(solved["b"][o], z[-1], rtol=1e-4, atol=1e-5)
@@ -86,6 +87,11 @@ def test_least_squares_is_the_ridge_solution_and_beats_bias_correction():
     def output_error(changes):
         out = rows @ changes["w"].reshape(5, -1).T.astype(np.float64) + changes["b"]
         return float(np.mean((out - dense_out) ** 2))
+
+    # Nothing pruned: the weights stay as they are (the damping pulls toward them).
+    unchanged = layer_changes(layer, params, np.ones_like(mask), moments, "least-squares")
+    np.testing.assert_allclose(unchanged["w"], weight, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(unchanged["b"], 0, atol=1e-5)
 
     corrected = layer_changes(layer, params, mask, moments, "bias")
     masked = layer_changes(layer, params, mask, moments, "none")

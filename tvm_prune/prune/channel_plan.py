@@ -1,0 +1,96 @@
+"""Channel plans from filter magnitude, for a target fraction of multiply-accumulates kept.
+
+A component (channels that go together, :class:`~tvm_prune.prune.depgraph.ChannelGroup`) is
+scored by the L1 or L2 norm of its producers' filters, each divided by the mean norm of its
+layer's filters so layers of different scale compare. Components are removed weakest first until
+the model's MACs (every ``conv2d``, ``conv2d_transpose`` and ``matmul``, counted from the graph,
+so a removed channel also shrinks its consumers and depthwise convs) reach the target.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from .depgraph import WEIGHT_AXES, ChannelPlanError, DepGraph, is_depthwise, op_name, shape_of
+
+NORMS = {"l1": 1, "l2": 2}
+
+
+def count_macs(mod, graph: DepGraph, plan: Mapping[str, Sequence[int]] | None = None) -> int:
+    """Multiply-accumulates of ``mod["main"]``'s layers with ``plan``'s channels removed."""
+    roots = graph.removed_roots(plan) if plan else set()
+    total = 0.0
+    for block in mod["main"].body.blocks:
+        for binding in block.bindings:
+            call = binding.value
+            if op_name(call) not in WEIGHT_AXES:
+                continue
+            out_shape, weight_shape = shape_of(binding.var), shape_of(call.args[1])
+            if out_shape is None or weight_shape is None:
+                continue
+            kernel = int(np.prod(weight_shape[2:]))
+            if op_name(call) == "relax.matmul":
+                macs = float(np.prod(out_shape)) * weight_shape[-2]
+            elif op_name(call) == "relax.nn.conv2d_transpose":  # IOHW: each input scatters
+                macs = float(np.prod(shape_of(call.args[0]))) * weight_shape[1] * kernel
+            else:  # OIHW, I per group
+                macs = float(np.prod(out_shape)) * weight_shape[1] * kernel
+            macs *= _kept_fraction(graph, binding.var, roots)
+            data = call.args[0]
+            if data in graph.maps and not is_depthwise(call):
+                macs *= _kept_fraction(graph, data, roots)
+            total += macs
+    return round(total)
+
+
+def _kept_fraction(graph: DepGraph, var, roots) -> float:
+    cmap = graph.maps.get(var)
+    if cmap is None or not roots:
+        return 1.0
+    return 1.0 - len(graph.removed_channels(cmap, roots)) / len(cmap.nodes)
+
+
+def magnitude_plan(
+    mod, params: Mapping[str, np.ndarray], graph: DepGraph, *, macs: float, norm: str = "l1"
+) -> dict[str, list[int]]:
+    """Remove the weakest components until at most ``macs`` (a fraction) of the MACs remain.
+
+    Every producer keeps one channel at least; if the target cannot be reached that way, the
+    plan removes all it can and :func:`count_macs` tells what it reached.
+    """
+    if norm not in NORMS:
+        raise ChannelPlanError(f"unknown norm {norm!r}; use one of {', '.join(NORMS)}")
+    if not 0 < macs <= 1:
+        raise ChannelPlanError(f"--macs {macs} is not a fraction in (0, 1]")
+    scores = {}
+    for name, producer in graph.producers.items():
+        weight = np.moveaxis(np.asarray(params[name], dtype=np.float64), producer.out_axis, 0)
+        filters = np.linalg.norm(weight.reshape(len(weight), -1), ord=NORMS[norm], axis=1)
+        scores[name] = filters / max(float(filters.mean()), np.finfo(np.float64).tiny)
+    ranked = []
+    for group in graph.groups():
+        for index in group.removable:
+            members = group.components[index]
+            ranked.append((float(np.mean([scores[w][c] for w, c in members])), members))
+    ranked.sort(key=lambda item: item[0])
+
+    def plan_of(count: int) -> dict[str, list[int]]:
+        plan: dict[str, list[int]] = {}
+        for _, members in ranked[:count]:
+            if any(len(plan.get(w, ())) + 1 >= graph.producers[w].channels for w, _ in members):
+                continue
+            for weight, channel in members:
+                plan.setdefault(weight, []).append(channel)
+        return plan
+
+    target = macs * count_macs(mod, graph)
+    low, high = 0, len(ranked)  # smallest count whose plan reaches the target
+    while low < high:
+        middle = (low + high) // 2
+        if count_macs(mod, graph, plan_of(middle)) <= target:
+            high = middle
+        else:
+            low = middle + 1
+    return {weight: sorted(channels) for weight, channels in plan_of(low).items()}

@@ -12,8 +12,8 @@ Compensation (``COMPENSATIONS``), on calibration statistics of each layer's inpu
   input patches ``p`` for new kept weights ``v_K`` (the normal equations only need
   ``E[p p^T]``; ``lam`` is 1 % of the mean diagonal, SparseGPT's dampening, and pulls toward
   the original weights, so a layer that loses little changes little even where the
-  calibration data cannot pin the solution down). Pruned positions stay exactly zero. Layer by layer, on the
-  dense network's inputs (as OBC/SparseGPT do). Layers too wide for it
+  calibration data cannot pin the solution down). Pruned positions stay exactly zero. Layer
+  by layer, on the dense network's inputs (as OBC/SparseGPT do). Layers too wide for it
   (:data:`.engine.MAX_LEAST_SQUARES_FEATURES`) or grouped get ``bias``.
 
 Layers with neither bias nor batch norm keep no shift; ``conv2d_transpose`` is not compensated.

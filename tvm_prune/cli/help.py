@@ -92,3 +92,14 @@ PRUNE_OUTPUT = "write the pruned model as ONNX (the original graph with pruned w
 NO_BIAS_CORRECTION = "do not correct biases for the expected output shift of pruned layers"
 RAW_WEIGHTS = "judge magnitudes on the stored weights instead of BN-folded effective weights"
 COMPILE_PRUNE = "prune the weights with this method before compiling (options as for prune)"
+
+TUNE = (
+    "tune a model's kernels with MetaSchedule (XGBoost cost model) into a tuning-records folder "
+    "for `compile --tuning-records`; re-running with the same folder resumes"
+)
+TUNE_TRIALS = (
+    "measurements per kernel, the zero-tuning rules' schedule counting as the first; "
+    "trials already in the folder count too"
+)
+TUNE_OUTPUT = "the records folder (MetaSchedule JSON database; created or resumed)"
+TUNE_RPC_TRACKER = "measure on a device over RPC: the tracker as HOST:PORT"

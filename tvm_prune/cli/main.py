@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from . import help as texts
 
-COMMANDS = ("compile", "prune", "run", "targets", "rpc")
+COMMANDS = ("compile", "prune", "run", "targets", "rpc", "tune")
 
 
 def build_parser() -> argparse.ArgumentParser:

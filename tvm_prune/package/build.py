@@ -85,11 +85,7 @@ def compile_model(
         preset.target,
         tvm.transform.PassContext(opt_level=opt_level, disabled_pass=list(disabled_passes)),
     ):
-        # Fold what the bound weights make constant (weight transposes, PruneWeights masks):
-        # TVM's default pipeline does not, and the library would carry both operands.
-        mod = tvm.relax.transform.FoldConstant()(model.bound_module())
-        rewrites = default_rewrites()
-        mod = tvm.transform.Sequential(rewrites)(mod)
+        mod, rewrites = rewritten_module(model)
         rewrite_records = [
             {"name": rewrite.info.name, "report": {"rewrites": list(rewrite.report)}}
             for rewrite in rewrites
@@ -114,7 +110,10 @@ def compile_model(
     with tempfile.TemporaryDirectory(prefix="tvm-prune-") as tmp:
         lib_path = Path(tmp) / LIBRARY_MEMBER
         try:
-            executable.export_library(str(lib_path), fcompile=_fcompile(preset))
+            fcompile = export_function(
+                preset.name, preset.cross_compiler, preset.cross_compiler_options
+            )
+            executable.export_library(str(lib_path), fcompile=fcompile)
         except TvmPruneError:
             raise
         except Exception as exc:
@@ -153,22 +152,32 @@ def compile_model(
     return Package(path=Path(output), metadata=metadata, members={LIBRARY_MEMBER: library})
 
 
-def _fcompile(preset: TargetPreset):
-    compiler = preset.cross_compiler
-    if compiler is None:
+def rewritten_module(model: Model) -> tuple[tvm.IRModule, list[tvm.transform.Pass]]:
+    """The bound module after our graph rewrites (the form that is tuned and compiled), and the
+    rewrites (their reports are filled). Run inside the build's target and ``PassContext``."""
+    # Fold what the bound weights make constant (weight transposes, PruneWeights masks):
+    # TVM's default pipeline does not, and the library would carry both operands.
+    mod = tvm.relax.transform.FoldConstant()(model.bound_module())
+    rewrites = default_rewrites()
+    return tvm.transform.Sequential(rewrites)(mod), rewrites
+
+
+def export_function(target_name: str, cross_compiler: str | None, options: Sequence[str] = ()):
+    """``fcompile`` for ``export_library``: a driver on PATH, ``ndk``, or None (this machine)."""
+    if cross_compiler is None:
         return None
-    if compiler == "ndk":
+    if cross_compiler == "ndk":
         from tvm.support import ndk
 
         return ndk.create_shared
-    if shutil.which(compiler) is None:
+    if shutil.which(cross_compiler) is None:
         raise CompileError(
-            f"cross compiler '{compiler}' for target {preset.name} is not on PATH; install it "
-            "or name another with --cross-compiler"
+            f"cross compiler '{cross_compiler}' for target {target_name} is not on PATH; "
+            "install it or name another with --cross-compiler"
         )
     from tvm.support import cc
 
-    return cc.cross_compiler(compiler, options=list(preset.cross_compiler_options))
+    return cc.cross_compiler(cross_compiler, options=list(options))
 
 
 def _first_line(exc: BaseException) -> str:

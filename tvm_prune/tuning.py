@@ -67,6 +67,9 @@ def _search_strategy() -> ms.search_strategy.EvolutionarySearch:
 
 @dataclass
 class KernelReport:
+    """One kernel: trials in the database (the rules' schedule counting as one), how many of
+    them this run measured, the best mean latency and the rules' (when measured in this run)."""
+
     name: str
     trials: int
     new_trials: int
@@ -144,6 +147,13 @@ def tune_model(
         rpc.describe() if rpc else "this machine",
         output,
     )
+    # MetaSchedule prints its per-batch tables to stdout; our progress lines replace them
+    # unless --verbose (its console handler takes this level when the loggers are made).
+    search_logger = logging.getLogger("tvm.s_tir.meta_schedule")
+    if search_logger.level == logging.NOTSET:
+        search_logger.setLevel(
+            logging.DEBUG if logger.isEnabledFor(logging.DEBUG) else logging.WARNING
+        )
     with tempfile.TemporaryDirectory(prefix="tvm-prune-tune-") as logs:
         for index, task in enumerate(tasks, start=1):
             kernel_mod = task.dispatched[0]
@@ -155,19 +165,25 @@ def tune_model(
                 rule_ms = _measure_rule(
                     rules, kernel_mod, preset, builder, runner, database, workload, label
                 )
-                previous = 1 if rule_ms is not None else 0
-            remaining = trials - previous
+            remaining = trials - previous - (rule_ms is not None)
             if remaining > 0:
                 _search(
-                    task, kernel_mod, search_target, remaining, previous, trials, label, logs,
-                    builder, runner, database, cost_model,
+                    task, kernel_mod, search_target, remaining, trials - remaining, trials,
+                    label, logs, builder, runner, database, cost_model,
                 )  # fmt: skip
             else:
-                logger.info("%s: %d/%d trials already done", label, previous, trials)
+                done_here = previous + (rule_ms is not None)
+                logger.info("%s: %d/%d trials done, nothing to search", label, done_here, trials)
             best = database.get_top_k(workload, 1)
-            best_ms = _mean_ms(best[0].run_secs) if best else None
+            new_trials = max(remaining, 0) + (rule_ms is not None)
             report.kernels.append(
-                KernelReport(task.task_name, trials, max(remaining, 0), best_ms, rule_ms)
+                KernelReport(
+                    task.task_name,
+                    previous + new_trials,
+                    new_trials,
+                    _mean_ms(best[0].run_secs) if best else None,
+                    rule_ms,
+                )
             )
     return report
 

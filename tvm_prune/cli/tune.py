@@ -42,12 +42,12 @@ def run(args: argparse.Namespace) -> int:
         input_shapes=args.input_shapes,
         rpc=rpc,
     )
-    print(f"{'kernel':<48} {'trials':>6} {'new':>5} {'best ms':>9} {'rules ms':>9}")
+    print(f"{'kernel':<44} {'trials':>6} {'new':>5} {'best us':>10} {'rules us':>10}")
     for kernel in report.kernels:
-        best = f"{kernel.best_ms:.3f}" if kernel.best_ms is not None else "-"
-        rule = f"{kernel.rule_ms:.3f}" if kernel.rule_ms is not None else "-"
-        print(
-            f"{kernel.name[:48]:<48} {kernel.trials:>6} {kernel.new_trials:>5} {best:>9} {rule:>9}"
+        best, rule = (
+            f"{ms * 1e3:.2f}" if ms is not None else "-" for ms in (kernel.best_ms, kernel.rule_ms)
         )
+        name = kernel.name[:44]
+        print(f"{name:<44} {kernel.trials:>6} {kernel.new_trials:>5} {best:>10} {rule:>10}")
     logger.info("records in %s", report.path)
     return 0

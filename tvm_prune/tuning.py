@@ -373,6 +373,8 @@ class _Progress(ms.measure_callback.PyMeasureCallback):
         self.best_ms: float | None = None
 
     def apply(self, task_scheduler, task_id, measure_candidates, builder_results, runner_results):
+        if not runner_results:  # an exhausted search space sends empty batches until it stops
+            return
         for built, result in zip(builder_results, runner_results):
             self.done += 1
             if built.error_msg or result.error_msg or not result.run_secs:

@@ -1,11 +1,14 @@
 """Zero-tuning CPU schedules next to ONNX Runtime and TVM's default pipeline, in one run.
 
     python bench/cpu_schedules.py [--det-size 640] [--repeat 10] [--default-repeat 2] [--profile 8]
+                                  [--tuned schedules/host]
 
 Per model: median latency of ONNX Runtime (intra-op threads = cores), tvm-prune with TVM's
-default schedules (``schedule_rules=False``: naive loops on CPU) and tvm-prune with the
-zero-tuning rules, all on the same input and measured in alternation so machine noise hits all
-of them (a few runs per turn, the first of each turn not counted).
+default schedules (``schedule_rules=False``: naive loops on CPU), tvm-prune with the
+zero-tuning rules, and with the tuning records of ``--tuned`` applied where they match (the
+rules elsewhere; "applied" counts the kernels records took), all on the same input and measured
+in alternation so machine noise hits all of them (a few runs per turn, the first of each turn
+not counted).
 Prints ratios to ORT, GFLOP/s (convolutions and matmuls counted from the ONNX graph)
 and the fraction of FP32 peak (cores x FMA units x lanes x 2 x clock, from /proc/cpuinfo).
 ``--profile N`` prints the N slowest kernels of the rules build.
@@ -35,6 +38,11 @@ def main() -> None:
     parser.add_argument("--default-repeat", type=int, default=2, help="rounds for TVM default")
     parser.add_argument("--profile", type=int, default=0, help="print the N slowest kernels")
     parser.add_argument("--only", default="", help="comma-separated model names to run")
+    parser.add_argument(
+        "--tuned",
+        default=str(REPO / "schedules" / "host"),
+        help="tuning-records folder for the tuned column (default: the shipped host records)",
+    )
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -46,17 +54,24 @@ def main() -> None:
             gflop = count_flops(path, shapes) / 1e9
             session = _ort_session(path)
             builds = {}
-            for label, rules in (("default", False), ("rules", True)):
+            for label, rules, records in (
+                ("default", False, None),
+                ("rules", True, None),
+                ("tuned", True, args.tuned),
+            ):
                 package = tvm_prune.compile(
                     path,
                     input_shapes=shapes,
                     output=tmp / f"{label}.tar",
                     target="host",
                     schedule_rules=rules,
+                    tuning_records=records,
                 )
                 builds[label] = package.runner()
-                if rules:
+                if label == "rules":
                     report = package.metadata.compile["schedule"]
+                if records:
+                    tuned = package.metadata.compile["tuning_records"]
             times = _alternating(
                 {
                     "ORT": lambda: session.run(None, inputs),
@@ -78,6 +93,9 @@ def main() -> None:
                     f"{gflop / times['rules'] * 1e3:.1f}",
                     f"{100 * gflop / times['rules'] * 1e3 / peak_gflops():.0f}%",
                     f"{gflop / ort * 1e3:.1f}",
+                    f"{times['tuned']:.2f}",
+                    f"{times['tuned'] / ort:.2f}x",
+                    f"{tuned['applied']}/{tuned['kernels']}",
                     str(report["fallback"]),
                 )
             )
@@ -95,6 +113,9 @@ def main() -> None:
         "rules GFLOP/s",
         "% peak",
         "ORT GFLOP/s",
+        "tuned ms",
+        "tuned/ORT",
+        "applied",
         "fallback",
     )
     print(f"FP32 peak {peak_gflops():.0f} GFLOP/s ({os.cpu_count()} cores)")

@@ -1,10 +1,13 @@
 """``--tuning-records``: a MetaSchedule database is applied, and the schedule reaches the library.
 
 The database is written here from a hand-made schedule (split + parallel) instead of a tuning
-run, which takes minutes: what is under test is lookup and application, not the search.
+run, which takes minutes: what is under test is lookup and application, not the search. The
+records shipped in ``schedules/host/`` are checked on the models they were tuned for.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,10 +17,13 @@ from tvm.s_tir import meta_schedule as ms
 import tvm_prune
 from tvm_prune.cli.main import main
 from tvm_prune.target import resolve_target
-from tvm_prune.testing.ort import assert_outputs_close, run_ort
+from tvm_prune.testing import models, networks
+from tvm_prune.testing.ort import assert_outputs_close, random_inputs, run_ort
 from tvm_prune.tuning_records import tuning_passes
 
 PARALLEL_SYMBOL = b"TVMBackendParallelLaunch"
+REPO = Path(__file__).resolve().parents[1]
+SHIPPED_HOST_RECORDS = REPO / "schedules" / "host"
 
 
 @pytest.fixture(scope="module")
@@ -81,3 +87,27 @@ def test_cli_flag(matmul_model, records, tmp_path, capsys):
         main(["compile", str(matmul_model), "-o", str(out), "--tuning-records", str(records)]) == 0
     )
     assert "applied to 1 of 1 kernels" in capsys.readouterr().err
+
+
+def _digits_cnn(tmp_path):
+    return REPO / "examples" / "digits" / "digits_cnn.onnx"
+
+
+def _resnet18_like(tmp_path):
+    return models.save(networks.resnet18_like(), tmp_path / "resnet18_like.onnx")
+
+
+@pytest.mark.parametrize(
+    "make_model", [_digits_cnn, pytest.param(_resnet18_like, marks=pytest.mark.slow)]
+)
+def test_shipped_host_records_apply_and_match_ort(make_model, tmp_path):
+    """Every kernel of the models they were tuned for has a record; max |tvm - ort| <= 1e-4 x
+    max |ort|."""
+    path = make_model(tmp_path)
+    package = tvm_prune.compile(
+        path, output=tmp_path / "m.tar", tuning_records=SHIPPED_HOST_RECORDS
+    )
+    report = package.metadata.compile["tuning_records"]
+    assert report["applied"] == report["kernels"] > 0
+    inputs = random_inputs(package.inputs)
+    assert_outputs_close(package.run(inputs), run_ort(path, inputs), rel_tol=1e-4)

@@ -108,3 +108,14 @@ BUNDLE_PACKAGE = "a package from tvm-prune compile (model.tar)"
 BUNDLE_OUTPUT = "folder to create (must not exist, or be empty)"
 BUNDLE_TARGET = "check that the package was compiled for this preset"
 BUNDLE_CXX = "C++ compiler for the runner (default: the package's cross compiler, or g++)"
+
+TUNE = (
+    "tune a model's kernels with MetaSchedule (XGBoost cost model) into a tuning-records folder "
+    "for `compile --tuning-records`; re-running with the same folder resumes"
+)
+TUNE_TRIALS = (
+    "measurements per kernel, the zero-tuning rules' schedule counting as the first; "
+    "trials already in the folder count too"
+)
+TUNE_OUTPUT = "the records folder (MetaSchedule JSON database; created or resumed)"
+TUNE_RPC_TRACKER = "measure on a device over RPC: the tracker as HOST:PORT"

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from . import help as texts
 
-COMMANDS = ("compile", "prune", "run", "bundle", "targets", "rpc")
+COMMANDS = ("compile", "tune", "prune", "run", "bundle", "targets", "rpc")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -71,7 +71,10 @@ def compile_model(
     if not 0 <= opt_level <= 3:
         raise CompileError(f"opt level {opt_level} is not in 0..3")
     preset = resolve_target(target)
-    fcompile = _fcompile(preset)  # a missing cross compiler fails here, not after the build
+    # A missing cross compiler fails here, not after the build.
+    fcompile = export_function(
+        preset.name, cross_compiler_of(preset), preset.cross_compiler_options
+    )
     seconds: dict[str, float] = {}
 
     start = time.perf_counter()
@@ -89,11 +92,7 @@ def compile_model(
         preset.target,
         tvm.transform.PassContext(opt_level=opt_level, disabled_pass=list(disabled_passes)),
     ):
-        # Fold what the bound weights make constant (weight transposes, PruneWeights masks):
-        # TVM's default pipeline does not, and the library would carry both operands.
-        mod = tvm.relax.transform.FoldConstant()(model.bound_module())
-        rewrites = default_rewrites()
-        mod = tvm.transform.Sequential(rewrites)(mod)
+        mod, rewrites = rewritten_module(model)
         rewrite_records = [
             {"name": rewrite.info.name, "report": {"rewrites": list(rewrite.report)}}
             for rewrite in rewrites
@@ -157,20 +156,36 @@ def compile_model(
     return Package(path=Path(output), metadata=metadata, members={LIBRARY_MEMBER: library})
 
 
-def _fcompile(preset: TargetPreset):
-    compiler = preset.cross_compiler
-    if compiler is None:
+def rewritten_module(model: Model) -> tuple[tvm.IRModule, list[tvm.transform.Pass]]:
+    """The bound module after our graph rewrites (the form that is tuned and compiled), and the
+    rewrites (their reports are filled). Run inside the build's target and ``PassContext``."""
+    # Fold what the bound weights make constant (weight transposes, PruneWeights masks):
+    # TVM's default pipeline does not, and the library would carry both operands.
+    mod = tvm.relax.transform.FoldConstant()(model.bound_module())
+    rewrites = default_rewrites()
+    return tvm.transform.Sequential(rewrites)(mod), rewrites
+
+
+def cross_compiler_of(preset: TargetPreset) -> str | None:
+    """The compiler driver that links ``preset``'s libraries (``ndk`` resolved to the NDK's
+    clang++), or None for this machine's."""
+    if preset.cross_compiler == "ndk":
+        return ndk_compiler(preset)
+    return preset.cross_compiler
+
+
+def export_function(target_name: str, cross_compiler: str | None, options: Sequence[str] = ()):
+    """``fcompile`` for ``export_library``: a driver on PATH, or None (this machine's)."""
+    if cross_compiler is None:
         return None
-    if compiler == "ndk":
-        compiler = ndk_compiler(preset)
-    elif shutil.which(compiler) is None:
+    if shutil.which(cross_compiler) is None:
         raise CompileError(
-            f"cross compiler '{compiler}' for target {preset.name} is not on PATH; install it "
-            "or name another with --cross-compiler"
+            f"cross compiler '{cross_compiler}' for target {target_name} is not on PATH; "
+            "install it or name another with --cross-compiler"
         )
     from tvm.support import cc
 
-    return cc.cross_compiler(compiler, options=list(preset.cross_compiler_options))
+    return cc.cross_compiler(cross_compiler, options=list(options))
 
 
 NDK_DEFAULT_API_LEVEL = 24

@@ -8,13 +8,20 @@ name is in the ``PassContext``'s disabled list).
 """
 
 from .emit_upsample_kernels import EmitUpsampleKernels
+from .lower_conv_transpose import LowerConvTransposeToConv
 from .lower_upsampling import LowerUpsampling
 from .prune_weights import PruneWeights
 
 
 def default_rewrites() -> list:
     """The rewrites run at compile, in order, after the weights are bound."""
-    return [LowerUpsampling(), EmitUpsampleKernels()]
+    return [LowerUpsampling(), EmitUpsampleKernels(), LowerConvTransposeToConv()]
 
 
-__all__ = ["EmitUpsampleKernels", "LowerUpsampling", "PruneWeights", "default_rewrites"]
+__all__ = [
+    "EmitUpsampleKernels",
+    "LowerConvTransposeToConv",
+    "LowerUpsampling",
+    "PruneWeights",
+    "default_rewrites",
+]

@@ -90,3 +90,17 @@ def test_other_conv_transposes_are_left_alone(tmp_path, weight, attrs, reason):
     _, model, lowered, report = _lowered(tmp_path, (1, 4, 5, 5), weight, **attrs)
     tvm.ir.assert_structural_equal(lowered, model.bound_module())
     assert report[0]["rewritten"] is False and reason in report[0]["reason"], report
+
+
+def test_lowered_conv_transpose_builds_for_aarch64(tmp_path):
+    _, _, lowered, _ = _lowered(tmp_path, (1, 24, 10, 12), (24, 16, 2, 2), strides=[2, 2])
+    preset = resolve_target("aarch64-linux")
+    schedule_report: dict = {}
+    with preset.target:
+        tvm.compile(
+            lowered,
+            target=preset.target,
+            relax_pipeline=build_pipeline(preset, report=schedule_report),
+        )
+    assert schedule_report["scheduled"].get("Conv2d") == 1, schedule_report
+    assert schedule_report["fallback"] == 0, schedule_report

@@ -54,7 +54,12 @@ def test_compile_with_prune_records_the_plan(tmp_path):
     with tarfile.open(out) as tar:
         meta = json.load(tar.extractfile("metadata.json"))
     names = [t["name"] for t in meta["transforms"]]
-    assert names == ["PruneWeights", "LowerUpsampling", "EmitUpsampleKernels"]
+    assert names == [
+        "PruneWeights",
+        "LowerUpsampling",
+        "EmitUpsampleKernels",
+        "LowerConvTransposeToConv",
+    ]
     assert meta["transforms"][0]["report"]["method"] == "magnitude"
 
 

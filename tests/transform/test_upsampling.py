@@ -215,7 +215,7 @@ def test_learned_conv_transpose_is_left_alone(tmp_path):
 @pytest.mark.slow
 def test_ppocr_det_with_and_without_the_rewrites(tmp_path):
     """PP-OCRv4 det: 6 nearest Resizes (x2, x4, x8) become kernels, its 2 learned
-    ConvTransposes are left alone, and the package still equals ONNX Runtime."""
+    ConvTransposes are left to LowerConvTransposeToConv, and the package still equals ORT."""
     path = models.ppocr_det_model()
     shapes = {"x": (1, 3, 256, 256)}
     package = tvm_prune.compile(path, input_shapes=shapes, output=tmp_path / "det.tar")
@@ -227,12 +227,13 @@ def test_ppocr_det_with_and_without_the_rewrites(tmp_path):
     assert sum(k["rewritten"] for k in kernels) == 6
     learned = [k for k in kernels if not k["rewritten"]]
     assert len(learned) == 2 and all(k["reason"] for k in learned)
+    assert [k["rewritten"] for k in transforms["LowerConvTransposeToConv"]] == [True, True]
 
     plain = tvm_prune.compile(
         path,
         input_shapes=shapes,
         output=tmp_path / "plain.tar",
-        disabled_passes=["LowerUpsampling", "EmitUpsampleKernels"],
+        disabled_passes=["LowerUpsampling", "EmitUpsampleKernels", "LowerConvTransposeToConv"],
     )
     assert [t["name"] for t in plain.metadata.transforms] == []
     image = models.document_image(256, 256)

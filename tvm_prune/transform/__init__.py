@@ -9,6 +9,7 @@ disabled list).
 """
 
 from .emit_upsample_kernels import EmitUpsampleKernels
+from .lower_conv_transpose import LowerConvTransposeToConv
 from .lower_upsampling import LowerUpsampling
 from .prune_weights import PruneWeights
 from .remove_channels import RemoveChannels
@@ -16,11 +17,12 @@ from .remove_channels import RemoveChannels
 
 def default_rewrites() -> list:
     """The rewrites run at compile, in order, after the weights are bound."""
-    return [LowerUpsampling(), EmitUpsampleKernels()]
+    return [LowerUpsampling(), EmitUpsampleKernels(), LowerConvTransposeToConv()]
 
 
 __all__ = [
     "EmitUpsampleKernels",
+    "LowerConvTransposeToConv",
     "LowerUpsampling",
     "PruneWeights",
     "RemoveChannels",

@@ -3,8 +3,9 @@
 The database folder holds ``database_workload.json`` and ``database_tuning_record.json`` (the
 layout ``tune_relax`` writes and ``schedules/<preset>/`` ships). The module is legalised and
 fused exactly as during tuning, so workloads hash the same, then ``MetaScheduleApplyDatabase``
-replaces every PrimFunc that has a record; the rest keep the default schedules. The report
-counts both, because a database that silently matches nothing is the usual failure.
+replaces every PrimFunc that has a record; the rest get the zero-tuning schedule rules in the
+build. The report counts both, because a database that silently matches nothing is the usual
+failure.
 """
 
 from __future__ import annotations

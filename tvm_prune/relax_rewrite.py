@@ -1,9 +1,26 @@
-"""The one loop every Python-written Relax pass of tvm-prune shares."""
+"""The loops every Python-written Relax pass of tvm-prune shares.
+
+:func:`rewrite_relax_functions` visits every Relax function with a mutator. :func:`rewrite_calls`
+is the one mechanism of the passes that rewrite one operator: every call of it that is seen
+gets a report entry, and a rewrite that cannot be exact raises :class:`RewriteRefused`, which
+leaves the call as it is and records why.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import tvm
 from tvm import relax
+from tvm.relax import Call, Expr, PyExprMutator, expr_functor
+
+
+class RewriteRefused(Exception):
+    """Raised by a call rewrite: the call stays as it is; the message is the report's reason."""
+
+
+CallRewrite = Callable[[PyExprMutator, Call, dict[str, Any]], Expr]
 
 
 def rewrite_relax_functions(mod: tvm.IRModule, rewriter: relax.PyExprMutator) -> tvm.IRModule:
@@ -12,3 +29,52 @@ def rewrite_relax_functions(mod: tvm.IRModule, rewriter: relax.PyExprMutator) ->
         if isinstance(func, relax.Function):
             rewriter.builder_.update_func(gvar, rewriter.visit_expr(func))
     return rewriter.builder_.get()
+
+
+def rewrite_calls(
+    mod: tvm.IRModule,
+    op_name: str,
+    rewrite: CallRewrite,
+    report: list[dict[str, Any]],
+    describe: Callable[[Call], dict[str, Any]] | None = None,
+) -> tvm.IRModule:
+    """``mod`` with every call of the operator ``op_name`` replaced by ``rewrite(mutator, call,
+    entry)`` (the mutator gives the rewrite its ``builder_`` and ``lookup_binding``).
+
+    Every call seen appends ``entry`` to ``report``: the operator's short name as ``op``, then
+    ``describe(call)``, then what the rewrite adds. A rewrite raising :class:`RewriteRefused`
+    leaves the call and sets ``rewritten: False`` and ``reason``.
+    """
+    return rewrite_relax_functions(mod, _CallRewriter(mod, op_name, rewrite, report, describe))
+
+
+@expr_functor.mutator
+class _CallRewriter(PyExprMutator):
+    def __init__(self, mod, op_name, rewrite, report, describe) -> None:
+        super().__init__(mod)
+        self.op_name, self.rewrite, self.report, self.describe = op_name, rewrite, report, describe
+
+    def visit_call_(self, call: Call) -> Expr:
+        call = super().visit_call_(call)
+        if not isinstance(call.op, tvm.ir.Op) or call.op.name != self.op_name:
+            return call
+        entry: dict[str, Any] = {"op": self.op_name.rsplit(".", 1)[-1]}
+        if self.describe is not None:
+            entry.update(self.describe(call))
+        self.report.append(entry)
+        try:
+            return self.rewrite(self, call, entry)
+        except RewriteRefused as reason:
+            entry.update(rewritten=False, reason=str(reason))
+            return call
+
+
+def static_shape(expr: Expr) -> list[int] | None:
+    """The shape of ``expr``'s tensor type as integers, or None if it is not static."""
+    shape = getattr(expr.ty, "shape", None)
+    if shape is None:
+        return None
+    try:
+        return [int(d) for d in shape]
+    except TypeError:
+        return None

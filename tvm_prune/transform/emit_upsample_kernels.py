@@ -28,9 +28,9 @@ from typing import Any
 import numpy as np
 import tvm
 from tvm import relax, te, tirx
-from tvm.relax import Call, Expr, PyExprMutator, expr_functor
+from tvm.relax import Call, Expr, PyExprMutator
 
-from ..relax_rewrite import rewrite_relax_functions
+from ..relax_rewrite import rewrite_calls
 from .upsample_kernel import NotAStencil, Stencil1D, stencil_from_transposed_conv
 
 CONV_TRANSPOSE_OP = "relax.nn.conv2d_transpose"
@@ -46,77 +46,58 @@ class EmitUpsampleKernels:
 
     def transform_module(self, mod: tvm.IRModule, ctx: tvm.transform.PassContext) -> tvm.IRModule:
         self.report = []
-        rewriter = _Rewriter(mod, self.report)
-        return relax.transform.DeadCodeElimination()(rewrite_relax_functions(mod, rewriter))
+        mod = rewrite_calls(mod, CONV_TRANSPOSE_OP, _emit, self.report)
+        return relax.transform.DeadCodeElimination()(mod)
 
 
-@expr_functor.mutator
-class _Rewriter(PyExprMutator):
-    def __init__(self, mod: tvm.IRModule, report: list[dict[str, Any]]) -> None:
-        super().__init__(mod)
-        self.report = report
+def _emit(mutator: PyExprMutator, call: Call, entry: dict[str, Any]) -> Expr:
+    attrs = call.attrs
+    if str(attrs.data_layout) != "NCHW" or str(attrs.kernel_layout) != "IOHW":
+        raise NotAStencil(f"layouts {attrs.data_layout}/{attrs.kernel_layout}")
+    if [int(d) for d in attrs.dilation] != [1, 1] or any(int(p) for p in attrs.output_padding):
+        raise NotAStencil("dilation or output padding")
+    weight = call.args[1]
+    if not isinstance(weight, tvm.ir.GenericConst):
+        raise NotAStencil("kernel is not a constant (bind the weights first)")
+    kernel_h, kernel_w = _shared_separable_kernel(weight.value.numpy(), int(attrs.groups))
+    data, border, pad = _unpad(mutator, call.args[0])
+    strides = [int(s) for s in attrs.strides]
+    top, left, _, _ = (int(p) for p in attrs.padding)
+    stencils = (
+        stencil_from_transposed_conv(kernel_h, strides[0], top, pad[0]),
+        stencil_from_transposed_conv(kernel_w, strides[1], left, pad[1]),
+    )
+    n, c, h, w = (int(d) for d in data.ty.shape)
+    out_shape = [int(d) for d in call.ty.shape]
+    if out_shape != [n, c, h * strides[0], w * strides[1]]:
+        raise NotAStencil(f"output {out_shape} is not the input {[n, c, h, w]} times the stride")
+    dtype = str(call.ty.dtype)
+    func = _scheduled_upsample((n, c, h, w), dtype, stencils[0], stencils[1], border)
+    gvar = mutator.builder_.add_func(func, "upsample")
+    out_ty = relax.TensorType(out_shape, dtype)
+    entry.update(
+        rewritten=True,
+        stride=strides,
+        border=border,
+        taps=[sum(len(p) for p in s.taps) for s in stencils],
+        dtype=dtype,
+    )
+    return relax.call_tir(gvar, [data], out_ty)
 
-    def visit_call_(self, call: Call) -> Expr:
-        call = super().visit_call_(call)
-        if not isinstance(call.op, tvm.ir.Op) or call.op.name != CONV_TRANSPOSE_OP:
-            return call
-        entry: dict[str, Any] = {"op": "conv2d_transpose"}
-        self.report.append(entry)
-        try:
-            return self._emit(call, entry)
-        except NotAStencil as reason:
-            entry.update(rewritten=False, reason=str(reason))
-            return call
 
-    def _emit(self, call: Call, entry: dict[str, Any]) -> Expr:
-        attrs = call.attrs
-        if str(attrs.data_layout) != "NCHW" or str(attrs.kernel_layout) != "IOHW":
-            raise NotAStencil(f"layouts {attrs.data_layout}/{attrs.kernel_layout}")
-        if [int(d) for d in attrs.dilation] != [1, 1] or any(int(p) for p in attrs.output_padding):
-            raise NotAStencil("dilation or output padding")
-        weight = call.args[1]
-        if not isinstance(weight, tvm.ir.GenericConst):
-            raise NotAStencil("kernel is not a constant (bind the weights first)")
-        kernel_h, kernel_w = _shared_separable_kernel(weight.value.numpy(), int(attrs.groups))
-        data, border, pad = self._unpad(call.args[0])
-        strides = [int(s) for s in attrs.strides]
-        top, left, _, _ = (int(p) for p in attrs.padding)
-        stencils = (
-            stencil_from_transposed_conv(kernel_h, strides[0], top, pad[0]),
-            stencil_from_transposed_conv(kernel_w, strides[1], left, pad[1]),
-        )
-        n, c, h, w = (int(d) for d in data.ty.shape)
-        out_shape = [int(d) for d in call.ty.shape]
-        if out_shape != [n, c, h * strides[0], w * strides[1]]:
-            raise NotAStencil(
-                f"output {out_shape} is not the input {[n, c, h, w]} times the stride"
-            )
-        dtype = str(call.ty.dtype)
-        func = _scheduled_upsample((n, c, h, w), dtype, stencils[0], stencils[1], border)
-        gvar = self.builder_.add_func(func, "upsample")
-        out_ty = relax.TensorType(out_shape, dtype)
-        entry.update(
-            rewritten=True,
-            stride=strides,
-            border=border,
-            taps=[sum(len(p) for p in s.taps) for s in stencils],
-            dtype=dtype,
-        )
-        return relax.call_tir(gvar, [data], out_ty)
-
-    def _unpad(self, data: Expr) -> tuple[Expr, str, tuple[int, int]]:
-        """The input before an edge pad of H and W only (border "edge"), or as is ("zero")."""
-        producer = self.lookup_binding(data) if isinstance(data, relax.Var) else None
-        if (
-            isinstance(producer, Call)
-            and isinstance(producer.op, tvm.ir.Op)
-            and producer.op.name == PAD_OP
-            and str(producer.attrs.pad_mode) == "replicate"
-        ):
-            widths = [int(v) for v in producer.attrs.pad_width]
-            if widths[:4] == [0, 0, 0, 0]:
-                return producer.args[0], "edge", (widths[4], widths[6])
-        return data, "zero", (0, 0)
+def _unpad(mutator: PyExprMutator, data: Expr) -> tuple[Expr, str, tuple[int, int]]:
+    """The input before an edge pad of H and W only (border "edge"), or as is ("zero")."""
+    producer = mutator.lookup_binding(data) if isinstance(data, relax.Var) else None
+    if (
+        isinstance(producer, Call)
+        and isinstance(producer.op, tvm.ir.Op)
+        and producer.op.name == PAD_OP
+        and str(producer.attrs.pad_mode) == "replicate"
+    ):
+        widths = [int(v) for v in producer.attrs.pad_width]
+        if widths[:4] == [0, 0, 0, 0]:
+            return producer.args[0], "edge", (widths[4], widths[6])
+    return data, "zero", (0, 0)
 
 
 def _shared_separable_kernel(weight: np.ndarray, groups: int) -> tuple[np.ndarray, np.ndarray]:

@@ -28,16 +28,11 @@ from typing import Any
 import numpy as np
 import tvm
 from tvm import relax
-from tvm.relax import Call, Expr, PyExprMutator, expr_functor
+from tvm.relax import Call, Expr, PyExprMutator
 
-from ..relax_rewrite import rewrite_relax_functions
-from .lower_upsampling import _static_shape
+from ..relax_rewrite import RewriteRefused, rewrite_calls, static_shape
 
 CONV_TRANSPOSE_OP = "relax.nn.conv2d_transpose"
-
-
-class _Refused(Exception):
-    """Why a transposed conv is left alone (one line, goes into ``report``)."""
 
 
 @tvm.transform.module_pass(opt_level=0, name="LowerConvTransposeToConv")
@@ -50,60 +45,42 @@ class LowerConvTransposeToConv:
 
     def transform_module(self, mod: tvm.IRModule, ctx: tvm.transform.PassContext) -> tvm.IRModule:
         self.report = []
-        return rewrite_relax_functions(mod, _ConvTransposeRewriter(mod, self.report))
+        return rewrite_calls(mod, CONV_TRANSPOSE_OP, _lower, self.report)
 
 
-@expr_functor.mutator
-class _ConvTransposeRewriter(PyExprMutator):
-    def __init__(self, mod: tvm.IRModule, report: list[dict[str, Any]]) -> None:
-        super().__init__(mod)
-        self.report = report
-
-    def visit_call_(self, call: Call) -> Expr:
-        call = super().visit_call_(call)
-        if not isinstance(call.op, tvm.ir.Op) or call.op.name != CONV_TRANSPOSE_OP:
-            return call
-        entry: dict[str, Any] = {"op": "conv2d_transpose"}
-        self.report.append(entry)
-        try:
-            return self._lower(call, entry)
-        except _Refused as reason:
-            entry.update(rewritten=False, reason=str(reason))
-            return call
-
-    def _lower(self, call: Call, entry: dict[str, Any]) -> Expr:
-        data, kernel = call.args
-        attrs = call.attrs
-        in_shape, out_shape = _static_shape(data), _static_shape(call)
-        entry["shape"] = [in_shape, out_shape]
-        if in_shape is None or out_shape is None:
-            raise _Refused("dynamic shape")
-        if (str(attrs.data_layout), str(attrs.kernel_layout)) != ("NCHW", "IOHW"):
-            raise _Refused(f"layouts {attrs.data_layout}/{attrs.kernel_layout} (only NCHW/IOHW)")
-        if int(attrs.groups) != 1:
-            raise _Refused(f"groups {int(attrs.groups)} (only 1)")
-        if not isinstance(kernel, tvm.ir.GenericConst):
-            raise _Refused("kernel is not a constant (bind the weights first)")
-        weights = kernel.value.numpy()
-        c_in, c_out, k_h, k_w = weights.shape
-        strides = [int(s) for s in attrs.strides]
-        entry["kernel"], entry["strides"] = [k_h, k_w], strides
-        if strides != [k_h, k_w]:
-            raise _Refused(f"strides {strides} differ from kernel {[k_h, k_w]} (overlapping)")
-        if any(int(p) for p in attrs.padding) or any(int(p) for p in attrs.output_padding):
-            raise _Refused("padding or output padding")
-        if any(int(d) != 1 for d in attrs.dilation):
-            raise _Refused(f"dilation {[int(d) for d in attrs.dilation]}")
-        batch, _, height, width = in_shape
-        if out_shape != [batch, c_out, k_h * height, k_w * width]:
-            raise _Refused(f"output shape {out_shape} is not the stride multiple of the input")
-        phase_kernel = np.ascontiguousarray(
-            weights.transpose(1, 2, 3, 0).reshape(c_out * k_h * k_w, c_in, 1, 1)
-        )
-        phases = self.builder_.emit(
-            relax.op.nn.conv2d(data, relax.const(phase_kernel), out_dtype=attrs.out_dtype)
-        )
-        blocks = relax.op.reshape(phases, [batch, c_out, k_h, k_w, height, width])
-        interleaved = relax.op.permute_dims(blocks, [0, 1, 4, 2, 5, 3])
-        entry.update(rewritten=True, gemm=[c_in, c_out * k_h * k_w])
-        return relax.op.reshape(self.builder_.emit(interleaved), out_shape)
+def _lower(mutator: PyExprMutator, call: Call, entry: dict[str, Any]) -> Expr:
+    data, kernel = call.args
+    attrs = call.attrs
+    in_shape, out_shape = static_shape(data), static_shape(call)
+    entry["shape"] = [in_shape, out_shape]
+    if in_shape is None or out_shape is None:
+        raise RewriteRefused("dynamic shape")
+    if (str(attrs.data_layout), str(attrs.kernel_layout)) != ("NCHW", "IOHW"):
+        raise RewriteRefused(f"layouts {attrs.data_layout}/{attrs.kernel_layout} (only NCHW/IOHW)")
+    if int(attrs.groups) != 1:
+        raise RewriteRefused(f"groups {int(attrs.groups)} (only 1)")
+    if not isinstance(kernel, tvm.ir.GenericConst):
+        raise RewriteRefused("kernel is not a constant (bind the weights first)")
+    weights = kernel.value.numpy()
+    c_in, c_out, k_h, k_w = weights.shape
+    strides = [int(s) for s in attrs.strides]
+    entry["kernel"], entry["strides"] = [k_h, k_w], strides
+    if strides != [k_h, k_w]:
+        raise RewriteRefused(f"strides {strides} differ from kernel {[k_h, k_w]} (overlapping)")
+    if any(int(p) for p in attrs.padding) or any(int(p) for p in attrs.output_padding):
+        raise RewriteRefused("padding or output padding")
+    if any(int(d) != 1 for d in attrs.dilation):
+        raise RewriteRefused(f"dilation {[int(d) for d in attrs.dilation]}")
+    batch, _, height, width = in_shape
+    if out_shape != [batch, c_out, k_h * height, k_w * width]:
+        raise RewriteRefused(f"output shape {out_shape} is not the stride multiple of the input")
+    phase_kernel = np.ascontiguousarray(
+        weights.transpose(1, 2, 3, 0).reshape(c_out * k_h * k_w, c_in, 1, 1)
+    )
+    phases = mutator.builder_.emit(
+        relax.op.nn.conv2d(data, relax.const(phase_kernel), out_dtype=attrs.out_dtype)
+    )
+    blocks = relax.op.reshape(phases, [batch, c_out, k_h, k_w, height, width])
+    interleaved = relax.op.permute_dims(blocks, [0, 1, 4, 2, 5, 3])
+    entry.update(rewritten=True, gemm=[c_in, c_out * k_h * k_w])
+    return relax.op.reshape(mutator.builder_.emit(interleaved), out_shape)

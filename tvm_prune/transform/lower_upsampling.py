@@ -26,9 +26,9 @@ from typing import Any
 import numpy as np
 import tvm
 from tvm import relax
-from tvm.relax import Call, Expr, PyExprMutator, expr_functor
+from tvm.relax import Call, Expr, PyExprMutator
 
-from ..relax_rewrite import rewrite_relax_functions
+from ..relax_rewrite import rewrite_calls, static_shape
 from .upsample_kernel import NotAStencil, resize_stencil
 
 RESIZE_OP = "relax.image.resize2d"
@@ -44,90 +44,64 @@ class LowerUpsampling:
 
     def transform_module(self, mod: tvm.IRModule, ctx: tvm.transform.PassContext) -> tvm.IRModule:
         self.report = []
-        rewriter = _ResizeRewriter(mod, self.report)
-        return rewrite_relax_functions(mod, rewriter)
+        return rewrite_calls(mod, RESIZE_OP, _lower, self.report, describe=_describe)
 
 
-@expr_functor.mutator
-class _ResizeRewriter(PyExprMutator):
-    def __init__(self, mod: tvm.IRModule, report: list[dict[str, Any]]) -> None:
-        super().__init__(mod)
-        self.report = report
+def _describe(call: Call) -> dict[str, Any]:
+    return {
+        "method": str(call.attrs.method),
+        "coordinate_mode": str(call.attrs.coordinate_transformation_mode),
+        "rounding": str(call.attrs.rounding_method),
+    }
 
-    def visit_call_(self, call: Call) -> Expr:
-        call = super().visit_call_(call)
-        if not isinstance(call.op, tvm.ir.Op) or call.op.name != RESIZE_OP:
-            return call
-        entry: dict[str, Any] = {
-            "op": "resize2d",
-            "method": str(call.attrs.method),
-            "coordinate_mode": str(call.attrs.coordinate_transformation_mode),
-            "rounding": str(call.attrs.rounding_method),
-        }
-        self.report.append(entry)
-        try:
-            return self._lower(call, entry)
-        except NotAStencil as reason:
-            entry.update(rewritten=False, reason=str(reason))
-            return call
 
-    def _lower(self, call: Call, entry: dict[str, Any]) -> Expr:
-        data = call.args[0]
-        in_shape, out_shape = _static_shape(data), _static_shape(call)
-        entry["shape"] = [in_shape, out_shape]
-        if str(call.attrs.layout) != "NCHW":
-            raise NotAStencil(f"layout {call.attrs.layout} (only NCHW)")
-        if in_shape is None or out_shape is None:
-            raise NotAStencil("dynamic shape")
-        dtype = str(data.ty.dtype)
-        if not dtype.startswith("float"):
-            raise NotAStencil(f"dtype {dtype}")
-        stencils = [
-            resize_stencil(
-                in_shape[axis],
-                out_shape[axis],
-                method=entry["method"],
-                coordinate_mode=entry["coordinate_mode"],
-                rounding=entry["rounding"],
-            )
-            for axis in (2, 3)
-        ]
-        scales = [s.scale for s in stencils]
-        entry["scale"] = scales
-        if scales == [1, 1]:
-            raise NotAStencil("scale 1 (nothing to upsample)")
-        (k_h, crop_top, crop_bottom), (k_w, crop_left, crop_right) = (
-            s.transposed_conv() for s in stencils
+def _lower(mutator: PyExprMutator, call: Call, entry: dict[str, Any]) -> Expr:
+    data = call.args[0]
+    in_shape, out_shape = static_shape(data), static_shape(call)
+    entry["shape"] = [in_shape, out_shape]
+    if str(call.attrs.layout) != "NCHW":
+        raise NotAStencil(f"layout {call.attrs.layout} (only NCHW)")
+    if in_shape is None or out_shape is None:
+        raise NotAStencil("dynamic shape")
+    dtype = str(data.ty.dtype)
+    if not dtype.startswith("float"):
+        raise NotAStencil(f"dtype {dtype}")
+    stencils = [
+        resize_stencil(
+            in_shape[axis],
+            out_shape[axis],
+            method=entry["method"],
+            coordinate_mode=entry["coordinate_mode"],
+            rounding=entry["rounding"],
         )
-        channels = in_shape[1]
-        kernel = np.broadcast_to(np.outer(k_h, k_w), (channels, 1, len(k_h), len(k_w)))
-        (pad_top, pad_bottom), (pad_left, pad_right) = (s.pad for s in stencils)
-        if pad_top or pad_bottom or pad_left or pad_right:
-            data = self.builder_.emit(
-                relax.op.nn.pad(
-                    data,
-                    [0, 0, 0, 0, pad_top, pad_bottom, pad_left, pad_right],
-                    pad_mode="replicate",
-                )
+        for axis in (2, 3)
+    ]
+    scales = [s.scale for s in stencils]
+    entry["scale"] = scales
+    if scales == [1, 1]:
+        raise NotAStencil("scale 1 (nothing to upsample)")
+    (k_h, crop_top, crop_bottom), (k_w, crop_left, crop_right) = (
+        s.transposed_conv() for s in stencils
+    )
+    channels = in_shape[1]
+    kernel = np.broadcast_to(np.outer(k_h, k_w), (channels, 1, len(k_h), len(k_w)))
+    (pad_top, pad_bottom), (pad_left, pad_right) = (s.pad for s in stencils)
+    if pad_top or pad_bottom or pad_left or pad_right:
+        data = mutator.builder_.emit(
+            relax.op.nn.pad(
+                data,
+                [0, 0, 0, 0, pad_top, pad_bottom, pad_left, pad_right],
+                pad_mode="replicate",
             )
-        lowered = relax.op.nn.conv2d_transpose(
-            data,
-            relax.const(np.ascontiguousarray(kernel, dtype=dtype)),
-            strides=scales,
-            padding=[crop_top, crop_left, crop_bottom, crop_right],
-            groups=channels,
-            data_layout="NCHW",
-            kernel_layout="IOHW",
         )
-        entry.update(rewritten=True, kernel=[len(k_h), len(k_w)], edge_pad=[pad_top, pad_left])
-        return lowered
-
-
-def _static_shape(expr: Expr) -> list[int] | None:
-    shape = getattr(expr.ty, "shape", None)
-    if shape is None:
-        return None
-    try:
-        return [int(d) for d in shape]
-    except TypeError:
-        return None
+    lowered = relax.op.nn.conv2d_transpose(
+        data,
+        relax.const(np.ascontiguousarray(kernel, dtype=dtype)),
+        strides=scales,
+        padding=[crop_top, crop_left, crop_bottom, crop_right],
+        groups=channels,
+        data_layout="NCHW",
+        kernel_layout="IOHW",
+    )
+    entry.update(rewritten=True, kernel=[len(k_h), len(k_w)], edge_pad=[pad_top, pad_left])
+    return lowered

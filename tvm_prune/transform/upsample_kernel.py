@@ -25,12 +25,14 @@ from fractions import Fraction
 
 import numpy as np
 
+from ..relax_rewrite import RewriteRefused
+
 PERIODIC_MODES = ("half_pixel", "pytorch_half_pixel", "asymmetric", "tf_half_pixel_for_nn")
 ROUNDING = ("round", "round_prefer_floor", "round_prefer_ceil", "floor", "ceil")
 MAX_SCALE = 8
 
 
-class NotAStencil(ValueError):
+class NotAStencil(RewriteRefused, ValueError):
     """The resize along an axis has no fixed-kernel form; the message says why."""
 
 

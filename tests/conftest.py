@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import tvm
+from tvm import relax
 
 from tvm_prune.testing import models
 
@@ -47,3 +49,17 @@ def ppocr_det_host_package(tmp_path_factory):
     out = tmp_path_factory.mktemp("packages") / "ppocr_det.tar"
     model = tvm_prune.load_onnx(models.ppocr_det_model(), input_shapes=PPOCR_DET_SHAPES)
     return tvm_prune.compile(model, target="host", output=out)
+
+
+def relax_op_names(mod: tvm.IRModule) -> set[str]:
+    """Names of the Relax operators ``mod["main"]`` calls."""
+    names: set[str] = set()
+    relax.analysis.post_order_visit(
+        mod["main"],
+        lambda e: (
+            names.add(e.op.name)
+            if isinstance(e, relax.Call) and isinstance(e.op, tvm.ir.Op)
+            else None
+        ),
+    )
+    return names

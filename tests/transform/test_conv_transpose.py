@@ -18,6 +18,8 @@ from tvm_prune.testing import models, networks
 from tvm_prune.testing.ort import relative_error, run_ort
 from tvm_prune.transform import LowerConvTransposeToConv
 
+from ..conftest import relax_op_names
+
 REL_TOL = 1e-5
 
 
@@ -28,19 +30,6 @@ def _lowered(tmp_path, x_shape, weight, **attrs):
     model = load_onnx(path)
     lower = LowerConvTransposeToConv()
     return path, model, lower(model.bound_module()), lower.report
-
-
-def _op_names(mod: tvm.IRModule) -> set[str]:
-    names: set[str] = set()
-    relax.analysis.post_order_visit(
-        mod["main"],
-        lambda e: (
-            names.add(e.op.name)
-            if isinstance(e, relax.Call) and isinstance(e.op, tvm.ir.Op)
-            else None
-        ),
-    )
-    return names
 
 
 @pytest.mark.parametrize(
@@ -62,7 +51,7 @@ def test_lowered_conv_transpose_matches_ort(tmp_path, x_shape, weight, strides):
             "gemm": [weight[0], weight[1] * weight[2] * weight[3]],
         }
     ]
-    assert "relax.nn.conv2d_transpose" not in _op_names(lowered)
+    assert "relax.nn.conv2d_transpose" not in relax_op_names(lowered)
     preset = resolve_target("host")
     schedule_report: dict = {}
     with preset.target:

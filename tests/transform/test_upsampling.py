@@ -19,6 +19,8 @@ from tvm_prune.testing.ort import relative_error, run_ort
 from tvm_prune.transform.emit_upsample_kernels import EmitUpsampleKernels
 from tvm_prune.transform.lower_upsampling import LowerUpsampling
 
+from ..conftest import relax_op_names
+
 SHAPE = (1, 3, 5, 7)
 REL_TOL = 1e-5
 
@@ -32,19 +34,6 @@ def _lowered(mod: tvm.IRModule) -> tuple[tvm.IRModule, list, list]:
     lower, emit = LowerUpsampling(), EmitUpsampleKernels()
     out = emit(lower(mod))
     return out, lower.report, emit.report
-
-
-def _ops(mod: tvm.IRModule) -> set[str]:
-    names = set()
-    relax.analysis.post_order_visit(
-        mod["main"],
-        lambda e: (
-            names.add(e.op.name)
-            if isinstance(e, relax.Call) and isinstance(e.op, tvm.ir.Op)
-            else None
-        ),
-    )
-    return names
 
 
 NEAREST = [
@@ -81,7 +70,7 @@ def _check(tmp_path, proto, *, expect_border):
     assert [e["rewritten"] for e in lower_report] == [True], lower_report
     assert [e["rewritten"] for e in emit_report] == [True], emit_report
     assert emit_report[0]["border"] in expect_border
-    assert not {"relax.image.resize2d", "relax.nn.conv2d_transpose"} & _ops(lowered)
+    assert not {"relax.image.resize2d", "relax.nn.conv2d_transpose"} & relax_op_names(lowered)
     x = np.random.default_rng(0).standard_normal(SHAPE).astype(np.float32)
     ours = _run(lowered, x)
     assert relative_error(ours, run_ort(path, {"x": x})["y"]) <= REL_TOL
@@ -100,7 +89,7 @@ def test_lowered_transposed_conv_alone_is_exact(tmp_path):
     proto = models.resize(SHAPE, (3, 2), mode="linear", coordinate_mode="half_pixel")
     path = models.save(proto, tmp_path / "r.onnx")
     lowered = LowerUpsampling()(tvm_prune.load_onnx(path).mod)
-    assert "relax.nn.conv2d_transpose" in _ops(lowered)
+    assert "relax.nn.conv2d_transpose" in relax_op_names(lowered)
     x = np.random.default_rng(1).standard_normal(SHAPE).astype(np.float32)
     assert relative_error(_run(lowered, x), run_ort(path, {"x": x})["y"]) <= REL_TOL
 

@@ -1,4 +1,5 @@
-"""``type=`` converters: command-line strings to typed values, with argparse-style errors."""
+"""``type=`` converters (command-line strings to typed values, with argparse-style errors) and
+the option groups several commands share."""
 
 from __future__ import annotations
 
@@ -87,3 +88,24 @@ def non_negative_float(text: str) -> float:
     if value < 0:
         raise argparse.ArgumentTypeError(f"{value} must be >= 0")
     return value
+
+
+def add_rpc_options(parser: argparse.ArgumentParser, *, tracker_help: str) -> None:
+    """tvmc's device options: ``--rpc-tracker HOST:PORT --rpc-key K``, or ``--rpc-host`` and
+    ``--rpc-port``."""
+    from . import help as texts
+
+    parser.add_argument("--rpc-tracker", metavar="HOST:PORT", help=tracker_help)
+    parser.add_argument("--rpc-key", help=texts.RPC_KEY)
+    parser.add_argument("--rpc-host", help=texts.RPC_HOST)
+    parser.add_argument("--rpc-port", type=int, help=texts.RPC_PORT)
+
+
+def rpc_config(args: argparse.Namespace):
+    """The :class:`~tvm_prune.rpc.RpcConfig` the options of :func:`add_rpc_options` ask for
+    (environment variables fill what is not given), or None for this machine."""
+    from ..rpc import RpcConfig
+
+    return RpcConfig.resolve(
+        tracker=args.rpc_tracker, key=args.rpc_key, host=args.rpc_host, port=args.rpc_port
+    )

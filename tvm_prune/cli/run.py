@@ -29,10 +29,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     parser.add_argument("--min-repeat-ms", type=int, default=0, help=texts.MIN_REPEAT_MS)
     parser.add_argument("--compare", metavar="REFERENCE.npz", help=texts.COMPARE)
     parser.add_argument("--tolerance", type=float, default=1e-4, help=texts.TOLERANCE)
-    parser.add_argument("--rpc-tracker", metavar="HOST:PORT", help=texts.RPC_TRACKER)
-    parser.add_argument("--rpc-key", help=texts.RPC_KEY)
-    parser.add_argument("--rpc-host", help=texts.RPC_HOST)
-    parser.add_argument("--rpc-port", type=int, help=texts.RPC_PORT)
+    arguments.add_rpc_options(parser, tracker_help=texts.RPC_TRACKER)
     return parser
 
 
@@ -42,14 +39,12 @@ def run(args: argparse.Namespace) -> int:
     from ..package import Package
     from ..package.archive import write_atomic
     from ..package.io import fill_inputs, load_npz
-    from ..rpc import RpcConfig, open_session
+    from ..rpc import open_session
 
     package = Package.load(args.package)
     given = load_npz(args.inputs) if args.inputs else {}
     inputs = fill_inputs(package.inputs, given, args.fill_mode)
-    rpc = RpcConfig.resolve(
-        tracker=args.rpc_tracker, key=args.rpc_key, host=args.rpc_host, port=args.rpc_port
-    )
+    rpc = arguments.rpc_config(args)
     if rpc is None:
         runner = package.runner()
     else:

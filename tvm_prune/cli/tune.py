@@ -20,20 +20,14 @@ def add_parser(sub) -> argparse.ArgumentParser:
     )
     parser.add_argument("-o", "--output", required=True, help=texts.TUNE_OUTPUT)
     parser.add_argument("--input-shapes", type=arguments.input_shapes, help=texts.INPUT_SHAPES)
-    parser.add_argument("--rpc-tracker", metavar="HOST:PORT", help=texts.TUNE_RPC_TRACKER)
-    parser.add_argument("--rpc-key", help=texts.RPC_KEY)
-    parser.add_argument("--rpc-host", help=texts.RPC_HOST)
-    parser.add_argument("--rpc-port", type=int, help=texts.RPC_PORT)
+    arguments.add_rpc_options(parser, tracker_help=texts.TUNE_RPC_TRACKER)
     return parser
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..rpc import RpcConfig
     from ..tuning import tune_model
 
-    rpc = RpcConfig.resolve(
-        tracker=args.rpc_tracker, key=args.rpc_key, host=args.rpc_host, port=args.rpc_port
-    )
+    rpc = arguments.rpc_config(args)
     report = tune_model(
         args.model,
         target=args.target,

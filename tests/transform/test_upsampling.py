@@ -203,7 +203,7 @@ def test_learned_conv_transpose_is_left_alone(tmp_path):
 
 @pytest.mark.slow
 def test_ppocr_det_with_and_without_the_rewrites(tmp_path):
-    """PP-OCRv4 det: 6 nearest Resizes (x2, x4, x8) become kernels, its 2 learned
+    """PP-OCRv4 det: 6 nearest Resizes (x2, x4, x8) become kernels (3 with their add), its 2 learned
     ConvTransposes are left to LowerConvTransposeToConv, and the package still equals ORT."""
     path = models.ppocr_det_model()
     shapes = {"x": (1, 3, 256, 256)}
@@ -214,6 +214,7 @@ def test_ppocr_det_with_and_without_the_rewrites(tmp_path):
     assert sorted({r["scale"][0] for r in resizes}) == [2, 4, 8]
     kernels = transforms["EmitUpsampleKernels"]
     assert sum(k["rewritten"] for k in kernels) == 6
+    assert sum(k.get("epilogue") == "add" for k in kernels) == 3  # the FPN's top-down adds
     learned = [k for k in kernels if not k["rewritten"]]
     assert len(learned) == 2 and all(k["reason"] for k in learned)
     assert [k["rewritten"] for k in transforms["LowerConvTransposeToConv"]] == [True, True]
@@ -256,3 +257,47 @@ def test_kernel_builds_for_aarch64(tmp_path):
     assert emitted["report"]["rewrites"][0]["rewritten"] is True
     assert package.members["mod.so"][:4] == b"\x7fELF"
     assert package.members["mod.so"][18] == 183  # e_machine EM_AARCH64
+
+
+def _resize_then_add(scales, *, mode, also_output):
+    """``z = Resize(x) + skip`` (FPN top-down); ``also_output`` makes the resize a second
+    output, so it has another use and must not be fused."""
+    proto = models.resize(SHAPE, scales, mode=mode, coordinate_mode="half_pixel")
+    n, c, h, w = SHAPE
+    out_shape = [n, c, h * scales[0], w * scales[1]]
+    graph = proto.graph
+    graph.node.append(onnx.helper.make_node("Add", ["skip", "y"], ["z"], name="add"))
+    graph.input.append(
+        onnx.helper.make_tensor_value_info("skip", onnx.TensorProto.FLOAT, out_shape)
+    )
+    outputs = [onnx.helper.make_tensor_value_info("z", onnx.TensorProto.FLOAT, out_shape)]
+    if not also_output:
+        del graph.output[:]
+    graph.output.extend(outputs)
+    return proto
+
+
+@pytest.mark.parametrize("mode", ["nearest", "linear"])
+@pytest.mark.parametrize("also_output", [False, True])
+def test_add_after_upsampling_fused_into_the_kernel(tmp_path, mode, also_output):
+    """An add of the upsampled map becomes part of the kernel when it is the map's only use;
+    otherwise the kernel and the add stay apart. Both equal ORT."""
+    path = models.save(
+        _resize_then_add((2, 3), mode=mode, also_output=also_output), tmp_path / "m.onnx"
+    )
+    lowered, _, emit_report = _lowered(tvm_prune.load_onnx(path).mod)
+    assert [e["rewritten"] for e in emit_report] == [True]
+    assert emit_report[0].get("epilogue") == (None if also_output else "add")
+    assert ("relax.add" in relax_op_names(lowered)) == also_output
+    rng = np.random.default_rng(1)
+    inputs = {
+        "x": rng.standard_normal(SHAPE).astype(np.float32),
+        "skip": rng.standard_normal((1, 3, 10, 21)).astype(np.float32),
+    }
+    executable = tvm.compile(lowered, tvm.target.Target({"kind": "llvm"}))
+    result = relax.VirtualMachine(executable, tvm.cpu())["main"](
+        *(tvm.runtime.tensor(inputs[name]) for name in ("x", "skip"))
+    )
+    ours = result if not also_output else result[-1]
+    reference = run_ort(path, inputs)["z"]
+    assert relative_error(ours.numpy(), reference) <= REL_TOL

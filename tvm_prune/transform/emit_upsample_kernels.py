@@ -9,32 +9,38 @@ Rewrites
     ``(s_h*q + r_h, s_w*p + r_w)``; each phase is a fixed stencil of a few input pixels with
     the weights as immediates: no kernel tensor, no multiply by zero or by one, no pad copy.
     It is scheduled here (rows in parallel, phases unrolled) and marked opaque to FuseOps,
-    whose re-fusion would drop that schedule.
+    whose re-fusion would drop that schedule. So the pass fuses the one epilogue that follows
+    upsampling in FPN-style decoders itself: an ``R.add`` of the upsampled map and a tensor of
+    the same shape, when the add is the upsampled map's only use, becomes one kernel that adds
+    while it writes (one pass over the output instead of three).
 Only when
     the kernel is a constant (weights bound), NCHW / IOHW layouts, dilation 1, no output
     padding, and the output is exactly ``(s_h*H, s_w*W)``.
 Leaves alone
     learned (non-separable or per-channel different) kernels, other layouts and sizes; each
-    conv2d_transpose seen is listed in ``report`` with the reason.
+    conv2d_transpose seen is listed in ``report`` with the reason (``epilogue: "add"`` when an
+    add was fused). Adds that broadcast, or whose upsampled operand has other uses, stay.
 Run after
     ``LowerUpsampling`` and ``BindParams`` (kernels must be constants), before ``LegalizeOps``.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
 import numpy as np
 import tvm
 from tvm import relax, te, tirx
-from tvm.relax import Call, Expr, PyExprMutator
+from tvm.relax import Call, Expr, PyExprMutator, PyExprVisitor, expr_functor
 
-from ..relax_rewrite import rewrite_calls
+from ..relax_rewrite import RewriteRefused, rewrite_calls, static_shape
 from .upsample_kernel import NotAStencil, Stencil1D, stencil_from_transposed_conv
 
 CONV_TRANSPOSE_OP = "relax.nn.conv2d_transpose"
 PAD_OP = "relax.nn.pad"
+ADD_OP = "relax.add"
 
 
 @tvm.transform.module_pass(opt_level=0, name="EmitUpsampleKernels")
@@ -46,11 +52,86 @@ class EmitUpsampleKernels:
 
     def transform_module(self, mod: tvm.IRModule, ctx: tvm.transform.PassContext) -> tvm.IRModule:
         self.report = []
-        mod = rewrite_calls(mod, CONV_TRANSPOSE_OP, _emit, self.report)
+        kernels: dict[str, _Kernel] = {}
+
+        def emit(mutator: PyExprMutator, call: Call, entry: dict[str, Any]) -> Expr:
+            kernel = _kernel_of(mutator, call, entry)
+            gvar = mutator.builder_.add_func(kernel.scheduled(), "upsample")
+            kernels[gvar.name_hint] = kernel
+            return relax.call_tir(gvar, [kernel.data], kernel.out_ty)
+
+        mod = rewrite_calls(mod, CONV_TRANSPOSE_OP, emit, self.report)
+        if kernels:
+            uses = _use_counts(mod)
+
+            def fuse_add(mutator: PyExprMutator, call: Call, _entry: dict[str, Any]) -> Expr:
+                for upsampled, other in (call.args, reversed(call.args)):
+                    kernel = _emitted(mutator, upsampled, kernels)
+                    if (
+                        kernel is not None
+                        and uses.get(upsampled, 0) == 1
+                        and static_shape(other) == static_shape(upsampled)
+                        and str(other.ty.dtype) == kernel.dtype
+                    ):
+                        gvar = mutator.builder_.add_func(
+                            kernel.scheduled(residual=True), "upsample_add"
+                        )
+                        kernel.entry["epilogue"] = "add"
+                        return relax.call_tir(gvar, [kernel.data, other], kernel.out_ty)
+                raise RewriteRefused("no upsampled operand to fuse")
+
+            # Every add gets a report entry; only the fused ones matter, recorded above.
+            mod = rewrite_calls(mod, ADD_OP, fuse_add, [])
         return relax.transform.DeadCodeElimination()(mod)
 
 
-def _emit(mutator: PyExprMutator, call: Call, entry: dict[str, Any]) -> Expr:
+@dataclass
+class _Kernel:
+    """What an emitted upsampling kernel is made of (enough to emit it again with an epilogue)."""
+
+    data: Expr
+    shape: tuple[int, int, int, int]
+    dtype: str
+    rows: Stencil1D
+    cols: Stencil1D
+    border: str
+    out_ty: relax.TensorType
+    entry: dict[str, Any]
+
+    def scheduled(self, residual: bool = False) -> tirx.PrimFunc:
+        return _scheduled_upsample(
+            self.shape, self.dtype, self.rows, self.cols, self.border, residual
+        )
+
+
+def _emitted(mutator: PyExprMutator, expr: Expr, kernels: dict[str, _Kernel]) -> _Kernel | None:
+    """The kernel ``expr`` is the output of, if it is a var bound to one of ours."""
+    bound = mutator.lookup_binding(expr) if isinstance(expr, relax.Var) else None
+    if not isinstance(bound, Call) or bound.op != tvm.ir.Op.get("relax.call_tir"):
+        return None
+    callee = bound.args[0]
+    return kernels.get(callee.name_hint) if isinstance(callee, tvm.ir.GlobalVar) else None
+
+
+def _use_counts(mod: tvm.IRModule) -> dict[relax.Var, int]:
+    """How often each Relax variable is read, over all Relax functions of ``mod``."""
+    counts: dict[relax.Var, int] = {}
+
+    @expr_functor.visitor
+    class _Counter(PyExprVisitor):
+        def visit_var_(self, var: relax.Var) -> None:
+            counts[var] = counts.get(var, 0) + 1
+
+        def visit_dataflow_var_(self, var: relax.DataflowVar) -> None:
+            counts[var] = counts.get(var, 0) + 1
+
+    for _, func in mod.functions_items():
+        if isinstance(func, relax.Function):
+            _Counter().visit_expr(func)
+    return counts
+
+
+def _kernel_of(mutator: PyExprMutator, call: Call, entry: dict[str, Any]) -> _Kernel:
     attrs = call.attrs
     if str(attrs.data_layout) != "NCHW" or str(attrs.kernel_layout) != "IOHW":
         raise NotAStencil(f"layouts {attrs.data_layout}/{attrs.kernel_layout}")
@@ -72,9 +153,6 @@ def _emit(mutator: PyExprMutator, call: Call, entry: dict[str, Any]) -> Expr:
     if out_shape != [n, c, h * strides[0], w * strides[1]]:
         raise NotAStencil(f"output {out_shape} is not the input {[n, c, h, w]} times the stride")
     dtype = str(call.ty.dtype)
-    func = _scheduled_upsample((n, c, h, w), dtype, stencils[0], stencils[1], border)
-    gvar = mutator.builder_.add_func(func, "upsample")
-    out_ty = relax.TensorType(out_shape, dtype)
     entry.update(
         rewritten=True,
         stride=strides,
@@ -82,7 +160,16 @@ def _emit(mutator: PyExprMutator, call: Call, entry: dict[str, Any]) -> Expr:
         taps=[sum(len(p) for p in s.taps) for s in stencils],
         dtype=dtype,
     )
-    return relax.call_tir(gvar, [data], out_ty)
+    return _Kernel(
+        data=data,
+        shape=(n, c, h, w),
+        dtype=dtype,
+        rows=stencils[0],
+        cols=stencils[1],
+        border=border,
+        out_ty=relax.TensorType(out_shape, dtype),
+        entry=entry,
+    )
 
 
 def _unpad(mutator: PyExprMutator, data: Expr) -> tuple[Expr, str, tuple[int, int]]:
@@ -130,12 +217,20 @@ def _scheduled_upsample(
     rows: Stencil1D,
     cols: Stencil1D,
     border: str,
+    residual: bool = False,
 ) -> tirx.PrimFunc:
     """The phase kernel, scheduled: batch x channel x input-row in parallel, phases unrolled
-    (which turns the phase ``Select`` chain into straight-line code per phase)."""
+    (which turns the phase ``Select`` chain into straight-line code per phase). With
+    ``residual``, it takes a second input of the output's shape and adds it."""
     x = te.placeholder(shape, dtype, name="x")
-    out = _upsample_te(x, rows, cols, border)
-    sch = tvm.s_tir.Schedule(te.create_prim_func([x, out]))
+    n, c, h, w = shape
+    added = (
+        te.placeholder((n, c, h * rows.scale, w * cols.scale), dtype, name="residual")
+        if residual
+        else None
+    )
+    out = _upsample_te(x, rows, cols, border, added)
+    sch = tvm.s_tir.Schedule(te.create_prim_func([x, out] if added is None else [x, added, out]))
     block = sch.get_sblock("upsample")
     b, ch, q, r_h, _, r_w = sch.get_loops(block)
     sch.parallel(sch.fuse(b, ch, q))
@@ -152,8 +247,11 @@ def _scheduled_upsample(
     return func.with_attr("op_pattern", 8)
 
 
-def _upsample_te(x: te.Tensor, rows: Stencil1D, cols: Stencil1D, border: str) -> te.Tensor:
-    """``out[n, c, q, r_h, p, r_w]`` = the phase-``(r_h, r_w)`` stencil at input ``(q, p)``."""
+def _upsample_te(
+    x: te.Tensor, rows: Stencil1D, cols: Stencil1D, border: str, added: te.Tensor | None
+) -> te.Tensor:
+    """``out[n, c, q, r_h, p, r_w]`` = the phase-``(r_h, r_w)`` stencil at input ``(q, p)``,
+    plus ``added`` at the output pixel if given."""
     n, c, h, w = x.shape
     dtype = x.dtype
 
@@ -187,6 +285,8 @@ def _upsample_te(x: te.Tensor, rows: Stencil1D, cols: Stencil1D, border: str) ->
                 v = phase_value(b, ch, q, p, rows.taps[a], cols.taps[bw])
                 row_value = v if row_value is None else tirx.Select(r_w == bw, v, row_value)
             value = row_value if value is None else tirx.Select(r_h == a, row_value, value)
+        if added is not None:
+            value = value + added[b, ch, q * rows.scale + r_h, p * cols.scale + r_w]
         return value
 
     return te.compute((n, c, h, rows.scale, w, cols.scale), body, name="upsample")

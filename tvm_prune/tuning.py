@@ -43,8 +43,7 @@ from .model import Model
 from .package.archive import write_atomic
 from .package.build import cross_compiler_of, export_function, rewritten_module
 from .rpc import RpcConfig, open_session
-from .schedule import rules_for
-from .schedule.apply_schedule_rules import ApplyScheduleRules
+from .schedule import first_match, rules_for
 from .target import TargetPreset, resolve_target
 from .tuning_records import DATABASE_FILES, tuning_passes
 
@@ -282,9 +281,7 @@ def _connect_server(config):
 def _measure_rule(rules, kernel_mod, preset, builder, runner, database, workload, label):
     """Build, run and commit the zero-tuning rules' schedule of ``kernel_mod``; its ms or None."""
     func = kernel_mod["main"]
-    # The same first-match choice as the compile pipeline's ApplyScheduleRules (tvm_prune/schedule
-    # is another engineer's area: its private helper is reused rather than copied).
-    match = ApplyScheduleRules(rules)._first_match(label, func, preset.target)
+    match = first_match(rules, label, func, preset.target)
     if match is None:
         logger.info("%s: no schedule rule takes it; searching from TVM's loops", label)
         return None

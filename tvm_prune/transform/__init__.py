@@ -8,6 +8,7 @@ applied, ``RemoveChannels`` when a channel plan is. The exact graph rewrites of
 disabled list).
 """
 
+from .dense_to_grouped import DenseToGroupedConv
 from .emit_upsample_kernels import EmitUpsampleKernels
 from .lower_conv_transpose import LowerConvTransposeToConv
 from .lower_upsampling import LowerUpsampling
@@ -17,10 +18,16 @@ from .remove_channels import RemoveChannels
 
 def default_rewrites() -> list:
     """The rewrites run at compile, in order, after the weights are bound."""
-    return [LowerUpsampling(), EmitUpsampleKernels(), LowerConvTransposeToConv()]
+    return [
+        LowerUpsampling(),
+        EmitUpsampleKernels(),
+        LowerConvTransposeToConv(),
+        DenseToGroupedConv(),
+    ]
 
 
 __all__ = [
+    "DenseToGroupedConv",
     "EmitUpsampleKernels",
     "LowerConvTransposeToConv",
     "LowerUpsampling",

@@ -33,7 +33,40 @@ _PRESET_KEYS = {
     "cross_compiler_options",
     "rpc_key",
     "schedule_set",
+    "conv_groups",
 }
+
+
+@dataclass(frozen=True)
+class ConvGroupSupport:
+    """Which conv group layouts a device runs well (the preset's optional ``conv_groups``).
+
+    ``allowed``: ``dense`` (groups 1), ``depthwise`` (one input channel per group) and
+    ``grouped`` (anything between). ``min_channels_per_group``: a grouped conv with fewer input
+    channels per group is not run as such (its vectors would be mostly empty).
+    """
+
+    allowed: tuple[str, ...] = ("dense", "grouped", "depthwise")
+    min_channels_per_group: int = 1
+
+    def runs(self, groups: int, in_channels: int) -> bool:
+        """Whether a conv with ``groups`` groups over ``in_channels`` inputs runs as it is."""
+        per_group = in_channels // groups
+        kind = "dense" if groups == 1 else "depthwise" if per_group == 1 else "grouped"
+        if kind not in self.allowed:
+            return False
+        return kind != "grouped" or per_group >= self.min_channels_per_group
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], what: str) -> ConvGroupSupport:
+        unknown = sorted(set(data) - {"allowed", "min_channels_per_group"})
+        kinds = tuple(data.get("allowed", cls.allowed))
+        if unknown or not set(kinds) <= set(cls.allowed) or "dense" not in kinds:
+            raise TargetError(
+                f"{what}: conv_groups needs 'allowed' from dense/grouped/depthwise (with dense) "
+                f"and 'min_channels_per_group'; got {dict(data)}"
+            )
+        return cls(kinds, int(data.get("min_channels_per_group", 1)))
 
 
 @dataclass(frozen=True)
@@ -48,6 +81,7 @@ class TargetPreset:
     rpc_key: str | None = None
     schedule_set: str = "generic"
     source: str = field(default="preset", compare=False)
+    conv_groups: ConvGroupSupport | None = None
 
     @property
     def host_triple(self) -> str:
@@ -104,6 +138,11 @@ def load_preset(name: str) -> TargetPreset:
         cross_compiler_options=tuple(data.get("cross_compiler_options", ())),
         rpc_key=data.get("rpc_key"),
         schedule_set=data.get("schedule_set", "generic"),
+        conv_groups=(
+            ConvGroupSupport.from_dict(data["conv_groups"], f"target preset {name}")
+            if "conv_groups" in data
+            else None
+        ),
     )
 
 

@@ -109,10 +109,10 @@ class _Regroup:
             weights = weights[:, np.argsort(order)]
             entry.update(rewritten=False, reason="not block-diagonal", input_permutation="folded")
             self.changed = True
-            return _conv(call, self._chain_source(mutator, data, new_data, order), weights, 1)
+            return conv_like(call, self._chain_source(mutator, data, new_data, order), weights, 1)
         groups = structure.groups
         new_data, input_permutation = self._permuted_input(mutator, data, structure.in_order)
-        grouped = _conv(call, new_data, structure.grouped_kernel(weights), groups)
+        grouped = conv_like(call, new_data, structure.grouped_kernel(weights), groups)
         self.changed = True
         entry.update(
             rewritten=True,
@@ -151,7 +151,7 @@ class _Regroup:
             return self._take(mutator, data, order), "explicit"
         conv, chain = producer
         root = mutator.builder_.emit(
-            _conv(conv, conv.args[0], conv.args[1].value.numpy()[order], int(conv.attrs.groups))
+            conv_like(conv, conv.args[0], conv.args[1].value.numpy()[order], int(conv.attrs.groups))
         )
         return self._emit_chain(mutator, chain, root, order), "folded"
 
@@ -303,7 +303,8 @@ def _reorder_constant(array: np.ndarray, order: np.ndarray) -> tvm.ir.GenericCon
     return relax.const(np.ascontiguousarray(np.take(array, order, axis=axis)))
 
 
-def _conv(call: Call, data: Expr, weights: np.ndarray, groups: int) -> Expr:
+def conv_like(call: Call, data: Expr, weights: np.ndarray, groups: int) -> Expr:
+    """``call`` (a conv2d) on ``data`` with the constant kernel ``weights`` and ``groups``."""
     attrs = call.attrs
     return relax.op.nn.conv2d(
         data,

@@ -19,6 +19,7 @@ from tvm_prune.testing.ort import relative_error, run_ort
 from tvm_prune.transform import RegroupConv, default_rewrites
 from tvm_prune.transform.regroup_conv import form_costs, regroup_kernel
 
+from ..conftest import relax_op_names
 from .test_grouped_conv import _run
 
 REL_TOL = 1e-5
@@ -105,3 +106,26 @@ def test_presets_limits_and_coarser_kernel():
     np.testing.assert_array_equal(coarse[0, :2], kernel[0])  # group 0 -> first half
     np.testing.assert_array_equal(coarse[2, 2:], kernel[2])  # group 1 -> second half
     assert not coarse[0, 2:].any() and not coarse[2, :2].any()
+
+
+@pytest.mark.parametrize(
+    ("kernel", "out_channels", "form"), [(3, 32, "split"), (1, 16, "regroup 1")]
+)
+def test_input_after_a_channel_shuffle_is_read_before_it(tmp_path, kernel, out_channels, form):
+    """A grouped conv reading ShuffleNet's channel shuffle, on Hexagon: the split gathers each
+    group's channels from before the shuffle, the dense form scatters its kernel columns; the
+    shuffle's reshapes are gone either way."""
+    path = models.save(
+        models.shuffled_group_convs(kernel=kernel, out_channels=out_channels),
+        tmp_path / "shuffle.onnx",
+    )
+    model = load_onnx(path)
+    mod = relax.transform.FoldConstant()(model.bound_module())
+    regroup = RegroupConv(load_preset("hexagon-v68").conv_groups)
+    rewritten = regroup(mod)
+    second = regroup.report[-1]
+    assert (second["form"], second["input"]) == (form, "shuffle folded")
+    assert "relax.permute_dims" not in relax_op_names(rewritten)
+    x = np.random.default_rng(0).standard_normal((1, 16, 8, 8)).astype(np.float32)
+    (reference,) = run_ort(path, {"x": x}).values()
+    assert relative_error(_run(rewritten, x), reference) <= REL_TOL

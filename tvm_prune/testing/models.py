@@ -422,3 +422,37 @@ def conv_chain(
         [numpy_helper.from_array(value, name) for name, value in tensors.items()],
     )
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
+
+
+def shuffled_group_convs(
+    *, channels: int = 16, groups: int = 4, out_channels: int = 32, kernel: int = 3, seed: int = 0
+) -> onnx.ModelProto:
+    """``x`` -> 1x1 Conv (``groups``) -> Relu -> channel shuffle (Reshape, Transpose, Reshape,
+    as ShuffleNet) -> ``kernel`` x ``kernel`` Conv (``groups``, bias, same padding) -> ``y``."""
+    rng = _rng(seed)
+    size, per = 8, channels // groups
+    tensors = {
+        "w1": (rng.standard_normal((channels, per, 1, 1)) * 0.5).astype(np.float32),
+        "w2": (rng.standard_normal((out_channels, per, kernel, kernel)) * 0.3).astype(np.float32),
+        "b2": (rng.standard_normal(out_channels) * 0.3).astype(np.float32),
+        "split_shape": np.array([1, groups, per, size, size], np.int64),
+        "back_shape": np.array([1, channels, size, size], np.int64),
+    }
+    nodes = [
+        helper.make_node("Conv", ["x", "w1"], ["a"], group=groups),
+        helper.make_node("Relu", ["a"], ["r"]),
+        helper.make_node("Reshape", ["r", "split_shape"], ["s"]),
+        helper.make_node("Transpose", ["s"], ["t"], perm=[0, 2, 1, 3, 4]),
+        helper.make_node("Reshape", ["t", "back_shape"], ["shuffled"]),
+        helper.make_node(
+            "Conv", ["shuffled", "w2", "b2"], ["y"], group=groups, pads=[kernel // 2] * 4
+        ),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "shuffled_group_convs",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, channels, size, size])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, out_channels, size, size])],
+        [numpy_helper.from_array(value, name) for name, value in tensors.items()],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])

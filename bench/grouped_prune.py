@@ -1,9 +1,10 @@
 """Behaviour change vs groups for group-structured pruning, digits CNN and PP-OCRv4 det.
 
     python bench/grouped_prune.py [--det-size 160] [--tolerance-digits 0.02] [--tolerance-det 0.05]
+        [--compensation least-squares]
 
 For g = 2, 4, 8 every dense conv whose channels g divides is grouped at once (block assignment of
-``tvm_prune.prune.grouping``, bias compensation on calibration data); then ``plan_groups``
+``tvm_prune.prune.grouping``, ``--compensation`` fitted on calibration data); then ``plan_groups``
 chooses layers and g within a tolerance. Columns: convs grouped, conv MACs left (fraction of the
 dense model's conv MACs), |w| kept (mean over grouped layers), the behaviour metric (digits:
 KL in nats and test accuracy; det: relative L2 of the probability map), and the compiled
@@ -36,6 +37,9 @@ def main() -> None:
     parser.add_argument("--det-size", type=int, default=160, help="PP-OCRv4 det input side")
     parser.add_argument("--tolerance-digits", type=float, default=0.02, help="KL budget")
     parser.add_argument("--tolerance-det", type=float, default=0.05, help="rel-L2 budget")
+    parser.add_argument(
+        "--compensation", default="least-squares", choices=["none", "bias", "least-squares"]
+    )
     args = parser.parse_args()
 
     digits = tvm_prune.load_onnx(DIGITS / "digits_cnn.onnx")
@@ -43,7 +47,9 @@ def main() -> None:
         test = Evaluator(digits, {"input": data["input"]}), data["label"]
     _report(
         "digits CNN",
-        PruneSession(digits, load_npz(DIGITS / "digits_calib.npz", digits), compensation="bias"),
+        PruneSession(
+            digits, load_npz(DIGITS / "digits_calib.npz", digits), compensation=args.compensation
+        ),
         args.tolerance_digits,
         test,
     )
@@ -53,7 +59,7 @@ def main() -> None:
     calib = CalibrationData({"x": images}, None, "document_image seeds 0-7")
     _report(
         f"PP-OCRv4 det {side}x{side}",
-        PruneSession(det, calib, metric="rel-l2", compensation="bias"),
+        PruneSession(det, calib, metric="rel-l2", compensation=args.compensation),
         args.tolerance_det,
         None,
     )

@@ -61,15 +61,15 @@ class DenseToGroupedConv:
 
     def transform_module(self, mod: tvm.IRModule, ctx: tvm.transform.PassContext) -> tvm.IRModule:
         self.report = []
-        regroup = _Regroup(_use_counts(mod))
-        mod = rewrite_calls(mod, CONV_OP, regroup, self.report, regroup.describe)
-        if regroup.changed:
+        rewrite = _DenseToGrouped(_use_counts(mod))
+        mod = rewrite_calls(mod, CONV_OP, rewrite, self.report, rewrite.describe)
+        if rewrite.changed:
             # The folded producers' old chains are left unused.
             mod = relax.transform.DeadCodeElimination()(mod)
         return mod
 
 
-class _Regroup:
+class _DenseToGrouped:
     """The call rewrite; remembers which reordered outputs came from which report entry."""
 
     def __init__(self, uses: dict[relax.Var, int]):

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from importlib import resources
 from typing import Any
 
@@ -108,6 +108,7 @@ class TargetPreset:
             "cross_compiler_options": list(self.cross_compiler_options),
             "rpc_key": self.rpc_key,
             "schedule_set": self.schedule_set,
+            **({"conv_groups": asdict(self.conv_groups)} if self.conv_groups else {}),
         }
 
 

@@ -119,7 +119,7 @@ def tune_model(
     repair_database(output)
 
     with preset.target, tvm.transform.PassContext(opt_level=3):
-        mod, _ = rewritten_module(model)
+        mod, _ = rewritten_module(model, preset)
         mod = tvm.transform.Sequential(tuning_passes())(mod)
         tasks = [
             task

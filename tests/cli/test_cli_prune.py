@@ -59,6 +59,7 @@ def test_compile_with_prune_records_the_plan(tmp_path):
         "LowerUpsampling",
         "EmitUpsampleKernels",
         "LowerConvTransposeToConv",
+        "DenseToGroupedConv",
     ]
     assert meta["transforms"][0]["report"]["method"] == "magnitude"
 

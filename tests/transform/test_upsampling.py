@@ -223,7 +223,12 @@ def test_ppocr_det_with_and_without_the_rewrites(tmp_path):
         path,
         input_shapes=shapes,
         output=tmp_path / "plain.tar",
-        disabled_passes=["LowerUpsampling", "EmitUpsampleKernels", "LowerConvTransposeToConv"],
+        disabled_passes=[
+            "LowerUpsampling",
+            "EmitUpsampleKernels",
+            "LowerConvTransposeToConv",
+            "DenseToGroupedConv",
+        ],
     )
     assert [t["name"] for t in plain.metadata.transforms] == []
     image = models.document_image(256, 256)

@@ -85,4 +85,32 @@ def run(args: argparse.Namespace) -> int:
         sum(seconds.values()),
         ", ".join(f"{phase} {value:.1f} s" for phase, value in seconds.items()),
     )
+    for line in rewrite_summary(package.metadata.transforms):
+        logger.info("%s", line)
     return 0
+
+
+def rewrite_summary(transforms) -> list[str]:
+    """One line per graph rewrite that saw something: how many it rewrote, and for the
+    grouped-conv rewrites the MACs before/after and the channel permutations left."""
+    lines = []
+    for transform in transforms:
+        entries = transform["report"].get("rewrites")
+        if not entries:
+            continue
+        done = [e for e in entries if e.get("rewritten")]
+        line = f"{transform['name']}: {len(done)} of {len(entries)} {entries[0]['op']} rewritten"
+        if any("macs_before" in e for e in done):
+            before = sum(e["macs_before"] for e in done)
+            after = sum(e["macs_after"] for e in done)
+            explicit = sum(
+                e.get(side) == "explicit"
+                for e in done
+                for side in ("input_permutation", "output_permutation")
+            )
+            line += f" (MACs {before:,} -> {after:,}, {explicit} channel permutations left)"
+        if any("form" in e for e in done):
+            forms = sorted({e["form"] for e in done})
+            line += f" (as {', '.join(forms)})"
+        lines.append(line)
+    return lines

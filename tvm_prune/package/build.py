@@ -92,7 +92,7 @@ def compile_model(
         preset.target,
         tvm.transform.PassContext(opt_level=opt_level, disabled_pass=list(disabled_passes)),
     ):
-        mod, rewrites = rewritten_module(model)
+        mod, rewrites = rewritten_module(model, preset)
         rewrite_records = [
             {"name": rewrite.info.name, "report": {"rewrites": list(rewrite.report)}}
             for rewrite in rewrites
@@ -156,13 +156,15 @@ def compile_model(
     return Package(path=Path(output), metadata=metadata, members={LIBRARY_MEMBER: library})
 
 
-def rewritten_module(model: Model) -> tuple[tvm.IRModule, list[tvm.transform.Pass]]:
+def rewritten_module(
+    model: Model, preset: TargetPreset | None = None
+) -> tuple[tvm.IRModule, list[tvm.transform.Pass]]:
     """The bound module after our graph rewrites (the form that is tuned and compiled), and the
     rewrites (their reports are filled). Run inside the build's target and ``PassContext``."""
     # Fold what the bound weights make constant (weight transposes, PruneWeights masks):
     # TVM's default pipeline does not, and the library would carry both operands.
     mod = tvm.relax.transform.FoldConstant()(model.bound_module())
-    rewrites = default_rewrites()
+    rewrites = default_rewrites(preset)
     return tvm.transform.Sequential(rewrites)(mod), rewrites
 
 

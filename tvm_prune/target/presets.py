@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from importlib import resources
 from typing import Any
 
@@ -33,7 +33,40 @@ _PRESET_KEYS = {
     "cross_compiler_options",
     "rpc_key",
     "schedule_set",
+    "conv_groups",
 }
+
+
+@dataclass(frozen=True)
+class ConvGroupSupport:
+    """Which conv group layouts a device runs well (the preset's optional ``conv_groups``).
+
+    ``allowed``: ``dense`` (groups 1), ``depthwise`` (one input channel per group) and
+    ``grouped`` (anything between). ``min_channels_per_group``: a grouped conv with fewer input
+    channels per group is not run as such (its vectors would be mostly empty).
+    """
+
+    allowed: tuple[str, ...] = ("dense", "grouped", "depthwise")
+    min_channels_per_group: int = 1
+
+    def runs(self, groups: int, in_channels: int) -> bool:
+        """Whether a conv with ``groups`` groups over ``in_channels`` inputs runs as it is."""
+        per_group = in_channels // groups
+        kind = "dense" if groups == 1 else "depthwise" if per_group == 1 else "grouped"
+        if kind not in self.allowed:
+            return False
+        return kind != "grouped" or per_group >= self.min_channels_per_group
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], what: str) -> ConvGroupSupport:
+        unknown = sorted(set(data) - {"allowed", "min_channels_per_group"})
+        kinds = tuple(data.get("allowed", cls.allowed))
+        if unknown or not set(kinds) <= set(cls.allowed) or "dense" not in kinds:
+            raise TargetError(
+                f"{what}: conv_groups needs 'allowed' from dense/grouped/depthwise (with dense) "
+                f"and 'min_channels_per_group'; got {dict(data)}"
+            )
+        return cls(kinds, int(data.get("min_channels_per_group", 1)))
 
 
 @dataclass(frozen=True)
@@ -48,6 +81,7 @@ class TargetPreset:
     rpc_key: str | None = None
     schedule_set: str = "generic"
     source: str = field(default="preset", compare=False)
+    conv_groups: ConvGroupSupport | None = None
 
     @property
     def host_triple(self) -> str:
@@ -74,6 +108,7 @@ class TargetPreset:
             "cross_compiler_options": list(self.cross_compiler_options),
             "rpc_key": self.rpc_key,
             "schedule_set": self.schedule_set,
+            **({"conv_groups": asdict(self.conv_groups)} if self.conv_groups else {}),
         }
 
 
@@ -104,6 +139,11 @@ def load_preset(name: str) -> TargetPreset:
         cross_compiler_options=tuple(data.get("cross_compiler_options", ())),
         rpc_key=data.get("rpc_key"),
         schedule_set=data.get("schedule_set", "generic"),
+        conv_groups=(
+            ConvGroupSupport.from_dict(data["conv_groups"], f"target preset {name}")
+            if "conv_groups" in data
+            else None
+        ),
     )
 
 

@@ -345,3 +345,114 @@ def coupled_channels(*, channels: int = 8, size: int = 12, seed: int = 0) -> onn
         [numpy_helper.from_array(value, name) for name, value in tensors.items()],
     )
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
+
+
+def block_diagonal_kernel(
+    out_channels: int, in_channels: int, groups: int, kernel: int, *, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A dense ``(O, I, k, k)`` kernel that is a ``groups``-block grouped kernel with its output
+    and input channels shuffled by random permutations; returns ``(kernel, out_perm, in_perm)``
+    (dense channel ``out_perm[j]`` is block-ordered channel ``j``)."""
+    rng = _rng(seed)
+    per_out, per_in = out_channels // groups, in_channels // groups
+    blocked = np.zeros((out_channels, in_channels, kernel, kernel), np.float32)
+    for b in range(groups):
+        blocked[b * per_out : (b + 1) * per_out, b * per_in : (b + 1) * per_in] = (
+            rng.standard_normal((per_out, per_in, kernel, kernel)) * np.sqrt(2.0 / (per_in * 9))
+        )
+    out_perm, in_perm = rng.permutation(out_channels), rng.permutation(in_channels)
+    dense = np.empty_like(blocked)
+    dense[np.ix_(out_perm, in_perm)] = blocked
+    return dense, out_perm, in_perm
+
+
+def conv_chain(
+    kernels: list[np.ndarray], *, size: int = 12, producer: bool = True, seed: int = 0
+) -> onnx.ModelProto:
+    """``x`` -> [stem 3x3 conv (bias) -> BatchNormalization -> Relu] -> for each kernel:
+    Conv (bias, ``same`` padding) -> Relu (not after the last) -> ``y``.
+
+    ``producer`` False: the first kernel reads ``x`` itself (``x`` has its input channels).
+    """
+    rng = _rng(seed)
+
+    def normal(*shape, scale=0.3):
+        return (rng.standard_normal(shape) * scale).astype(np.float32)
+
+    channels = kernels[0].shape[1]
+    tensors: dict[str, np.ndarray] = {}
+    nodes = []
+    x_channels = 3 if producer else channels
+    current = "x"
+    if producer:
+        tensors.update(
+            stem_w=normal(channels, 3, 3, 3),
+            stem_b=normal(channels, scale=0.5),
+            bn_scale=rng.uniform(0.5, 1.5, channels).astype(np.float32),
+            bn_shift=normal(channels, scale=0.5),
+            bn_mean=normal(channels, scale=0.1),
+            bn_var=rng.uniform(0.5, 1.5, channels).astype(np.float32),
+        )
+        nodes += [
+            helper.make_node("Conv", ["x", "stem_w", "stem_b"], ["s"], pads=[1] * 4),
+            helper.make_node(
+                "BatchNormalization", ["s", "bn_scale", "bn_shift", "bn_mean", "bn_var"], ["sn"]
+            ),
+            helper.make_node("Relu", ["sn"], ["sr"]),
+        ]
+        current = "sr"
+    for i, kernel in enumerate(kernels):
+        tensors[f"w{i}"] = kernel.astype(np.float32)
+        tensors[f"b{i}"] = normal(kernel.shape[0], scale=0.5)
+        pad = kernel.shape[2] // 2
+        out = "y" if i == len(kernels) - 1 else f"c{i}"
+        nodes.append(helper.make_node("Conv", [current, f"w{i}", f"b{i}"], [out], pads=[pad] * 4))
+        if out != "y":
+            nodes.append(helper.make_node("Relu", [out], [f"r{i}"]))
+            current = f"r{i}"
+    graph = helper.make_graph(
+        nodes,
+        "conv_chain",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, x_channels, size, size])],
+        [
+            helper.make_tensor_value_info(
+                "y", TensorProto.FLOAT, [1, kernels[-1].shape[0], size, size]
+            )
+        ],
+        [numpy_helper.from_array(value, name) for name, value in tensors.items()],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
+
+
+def shuffled_group_convs(
+    *, channels: int = 16, groups: int = 4, out_channels: int = 32, kernel: int = 3, seed: int = 0
+) -> onnx.ModelProto:
+    """``x`` -> 1x1 Conv (``groups``) -> Relu -> channel shuffle (Reshape, Transpose, Reshape,
+    as ShuffleNet) -> ``kernel`` x ``kernel`` Conv (``groups``, bias, same padding) -> ``y``."""
+    rng = _rng(seed)
+    size, per = 8, channels // groups
+    tensors = {
+        "w1": (rng.standard_normal((channels, per, 1, 1)) * 0.5).astype(np.float32),
+        "w2": (rng.standard_normal((out_channels, per, kernel, kernel)) * 0.3).astype(np.float32),
+        "b2": (rng.standard_normal(out_channels) * 0.3).astype(np.float32),
+        "split_shape": np.array([1, groups, per, size, size], np.int64),
+        "back_shape": np.array([1, channels, size, size], np.int64),
+    }
+    nodes = [
+        helper.make_node("Conv", ["x", "w1"], ["a"], group=groups),
+        helper.make_node("Relu", ["a"], ["r"]),
+        helper.make_node("Reshape", ["r", "split_shape"], ["s"]),
+        helper.make_node("Transpose", ["s"], ["t"], perm=[0, 2, 1, 3, 4]),
+        helper.make_node("Reshape", ["t", "back_shape"], ["shuffled"]),
+        helper.make_node(
+            "Conv", ["shuffled", "w2", "b2"], ["y"], group=groups, pads=[kernel // 2] * 4
+        ),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "shuffled_group_convs",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, channels, size, size])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, out_channels, size, size])],
+        [numpy_helper.from_array(value, name) for name, value in tensors.items()],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])

@@ -8,23 +8,37 @@ applied, ``RemoveChannels`` when a channel plan is. The exact graph rewrites of
 disabled list).
 """
 
+from ..target.presets import TargetPreset
+from .dense_to_grouped import DenseToGroupedConv
 from .emit_upsample_kernels import EmitUpsampleKernels
 from .lower_conv_transpose import LowerConvTransposeToConv
 from .lower_upsampling import LowerUpsampling
 from .prune_weights import PruneWeights
+from .regroup_conv import RegroupConv
 from .remove_channels import RemoveChannels
 
 
-def default_rewrites() -> list:
-    """The rewrites run at compile, in order, after the weights are bound."""
-    return [LowerUpsampling(), EmitUpsampleKernels(), LowerConvTransposeToConv()]
+def default_rewrites(preset: TargetPreset | None = None) -> list:
+    """The rewrites run at compile, in order, after the weights are bound; ``RegroupConv`` too
+    when ``preset`` declares which conv groupings it runs."""
+    rewrites = [
+        LowerUpsampling(),
+        EmitUpsampleKernels(),
+        LowerConvTransposeToConv(),
+        DenseToGroupedConv(),
+    ]
+    if preset is not None and preset.conv_groups is not None:
+        rewrites.append(RegroupConv(preset.conv_groups))
+    return rewrites
 
 
 __all__ = [
+    "DenseToGroupedConv",
     "EmitUpsampleKernels",
     "LowerConvTransposeToConv",
     "LowerUpsampling",
     "PruneWeights",
+    "RegroupConv",
     "RemoveChannels",
     "default_rewrites",
 ]

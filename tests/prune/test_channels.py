@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 
 import numpy as np
+import onnx
 import pytest
 import tvm
 from tvm import relax
@@ -106,6 +107,22 @@ def test_removed_channels_constants_folded_into_consumers(coupled):
         (3, 6, 1, 1),  # side
         ((5 + 3) * 144, 10),  # classifier reads only kept feature blocks
     ]
+
+
+def test_structural_onnx_export_runs_in_ort_like_the_compiled_pruned_model(coupled, tmp_path):
+    """Smaller initializers; the removed channels' constants reach the consumers through a
+    padded conv (per-pixel Add), a 1x1 conv and the depthwise conv (bias), concat, flatten."""
+    plan = {"stem_w": [0, 5], "a_w": [1, 2, 6], "b_w": [1, 2, 6], "side_w": [3]}
+    pruned = prune_channels(coupled, plan)
+    path = export_onnx(pruned, tmp_path / "pruned.onnx")
+    proto = onnx.load(str(path))
+    shapes = {init.name: tuple(init.dims) for init in proto.graph.initializer}
+    assert shapes["stem_w"] == (6, 3, 3, 3) and shapes["dw_w"] == (5, 1, 3, 3)
+    assert shapes["fc_w"] == (10, (5 + 3) * 144)
+    x = np.random.default_rng(1).standard_normal((1, 3, 12, 12)).astype(np.float32)
+    actual = run_ort(path, {"x": x})
+    compiled = _run(_compile(pruned.mod), [x], coupled.params)
+    assert_outputs_close(actual, dict(zip(actual, compiled, strict=True)), rel_tol=REL_TOL)
 
 
 @pytest.mark.parametrize(

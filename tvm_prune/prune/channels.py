@@ -23,6 +23,7 @@ def prune_channels(model: Model, plan: Mapping[str, Sequence[int]]) -> Model:
     groups = graph.groups()
     report = {
         "removed": {name: len(channels) for name, channels in plan.items() if len(channels)},
+        "plan": {name: sorted(int(c) for c in chs) for name, chs in plan.items() if len(chs)},
         "channels": {name: p.channels for name, p in graph.producers.items()},
         "groups": len(groups),
         "pinned": dict(Counter(r for group in groups for r in group.pinned.values())),

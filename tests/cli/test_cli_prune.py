@@ -111,7 +111,7 @@ def test_channel_pruning_writes_the_smaller_onnx_report_and_plot(tmp_path, capsy
     calib = DIGITS / "digits_calib.npz"
     args = ["prune", str(DIGITS / "digits_cnn.onnx"), "--method", "channel", "--macs", "0.5"]
     args += ["--calib", str(calib), "--report", str(report), "--plot", str(plots), "-o", str(out)]
-    assert main(args) == 0
+    assert main([*args, "--round-channels", "8"]) == 0
     assert "l1: 0.4" in capsys.readouterr().out
     data = json.loads(report.read_text())
     assert data["importance"] == "l1" and 0.4 < data["macs_kept"] <= 0.5
@@ -124,6 +124,7 @@ def test_channel_pruning_writes_the_smaller_onnx_report_and_plot(tmp_path, capsy
     proto = onnx.load(out)
     kept = {t.name: t.dims[0] for t in proto.graph.initializer if t.name == "stem.0.weight"}
     assert kept["stem.0.weight"] == 16 - len(data["plan"].get("stem.0.weight", []))
+    assert all((len(channels) % 8 == 0) for channels in data["plan"].values())  # of 16/32/64
     with np.load(calib) as arrays:
         x, labels = arrays["input"], arrays["label"]
     logits = np.concatenate([run_ort(out, {"input": image[None]})["logits"] for image in x])

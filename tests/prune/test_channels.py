@@ -214,3 +214,14 @@ def test_magnitude_plan_reaches_the_mac_target_and_drops_weak_filters(coupled, n
         count_macs(coupled.mod, graph, plan)
         == 144 * (s * 27 + a * s * 9 + a * s + a * 9 + side * s) + 10 * (a + side) * 144
     )
+
+
+def test_magnitude_plan_can_keep_multiples_of_the_vector_width(coupled):
+    graph = build_depgraph(coupled.mod, coupled.params)
+    plan = magnitude_plan(coupled.mod, coupled.params, graph, macs=0.6, multiple=4)
+    assert plan
+    for weight, channels in plan.items():
+        assert (graph.producers[weight].channels - len(channels)) % 4 == 0
+    assert count_macs(coupled.mod, graph, plan) <= 0.6 * count_macs(coupled.mod, graph)
+    unrounded = magnitude_plan(coupled.mod, coupled.params, graph, macs=0.6)
+    assert any((graph.producers[w].channels - len(c)) % 4 for w, c in unrounded.items())

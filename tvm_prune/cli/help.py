@@ -84,6 +84,10 @@ IMPORTANCE = (
     "channel: l1/l2 filter magnitude (default), or gates learned on --calib labels with the "
     "accuracy in the loop"
 )
+ROUND_CHANNELS = (
+    "channel: pruned layers keep a multiple of N channels (the vector width: 8 on AVX2, 4 on "
+    "NEON); ragged channel counts run slower"
+)
 FINE_TUNE = "channel: recovery fine-tuning steps (batches of 32) on --calib labels after pruning"
 METRIC = (
     "behaviour-change metric: kl or top1 (classifiers), rel-l2 or cosine (dense maps); "

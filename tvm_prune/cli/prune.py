@@ -42,6 +42,9 @@ def add_prune_options(parser: argparse.ArgumentParser, *, flag: str, required: b
     parser.add_argument("--raw-weights", action="store_true", help=texts.RAW_WEIGHTS)
     parser.add_argument("--macs", type=arguments.fraction, help=texts.MACS)
     parser.add_argument("--importance", choices=IMPORTANCES, default="l1", help=texts.IMPORTANCE)
+    parser.add_argument(
+        "--round-channels", type=arguments.positive_int, default=1, help=texts.ROUND_CHANNELS
+    )
     parser.add_argument("--fine-tune", type=arguments.positive_int, default=0, help=texts.FINE_TUNE)
 
 
@@ -105,6 +108,7 @@ def _prune_channels(model, args: argparse.Namespace, data):
         data=data,
         budget=0.01 if args.tolerance is None else args.tolerance,
         fine_tune_steps=args.fine_tune,
+        multiple=args.round_channels,
     )
     print(channel_table(report))
     if args.report:

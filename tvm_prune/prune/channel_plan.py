@@ -59,7 +59,13 @@ def _kept_fraction(graph: DepGraph, var, roots) -> float:
 
 
 def magnitude_plan(
-    mod, params: Mapping[str, np.ndarray], graph: DepGraph, *, macs: float, norm: str = "l1"
+    mod,
+    params: Mapping[str, np.ndarray],
+    graph: DepGraph,
+    *,
+    macs: float,
+    norm: str = "l1",
+    multiple: int = 1,
 ) -> dict[str, list[int]]:
     """Remove the weakest components until at most ``macs`` (a fraction) of the MACs remain.
 
@@ -74,7 +80,7 @@ def magnitude_plan(
         scores[name] = filters / max(float(filters.mean()), np.finfo(np.float64).tiny)
     members = removable_components(graph)
     ranked = [float(np.mean([scores[w][c] for w, c in comp])) for comp in members]
-    return plan_for_macs(mod, graph, members, ranked, macs=macs)
+    return plan_for_macs(mod, graph, members, ranked, macs=macs, multiple=multiple)
 
 
 def removable_components(graph: DepGraph) -> list[tuple[tuple[str, int], ...]]:
@@ -107,25 +113,54 @@ def component_macs(mod, graph: DepGraph, components) -> np.ndarray:
 
 
 def plan_for_macs(
-    mod, graph: DepGraph, components, scores: Sequence[float], *, macs: float
+    mod,
+    graph: DepGraph,
+    components,
+    scores: Sequence[float],
+    *,
+    macs: float,
+    multiple: int = 1,
 ) -> dict[str, list[int]]:
     """Remove the lowest-scored ``components`` until at most ``macs`` (a fraction) remain.
 
     Every producer keeps one channel at least; if the target cannot be reached that way, the
-    plan removes all it can and :func:`count_macs` tells what it reached.
+    plan removes all it can and :func:`count_macs` tells what it reached. With ``multiple``
+    (the vector width: 8 float32 lanes on AVX2, 4 on NEON), every pruned producer keeps a
+    multiple of that many channels: the strongest removed components come back until it does.
     """
     if not 0 < macs <= 1:
         raise ChannelPlanError(f"--macs {macs} is not a fraction in (0, 1]")
     ranked = [components[i] for i in np.argsort(np.asarray(scores), kind="stable")]
+
+    def plan_of(count: int) -> dict[str, list[int]]:
+        return plan_from_ranked(graph, _round_kept(graph, ranked[:count], multiple))
+
     target = macs * count_macs(mod, graph)
     low, high = 0, len(ranked)  # smallest count whose plan reaches the target
     while low < high:
         middle = (low + high) // 2
-        if count_macs(mod, graph, plan_from_ranked(graph, ranked[:middle])) <= target:
+        if count_macs(mod, graph, plan_of(middle)) <= target:
             high = middle
         else:
             low = middle + 1
-    return plan_from_ranked(graph, ranked[:low])
+    return plan_of(low)
+
+
+def _round_kept(graph: DepGraph, removed: list, multiple: int) -> list:
+    """``removed`` (weakest first) minus its strongest components until every producer that
+    loses channels keeps a multiple of ``multiple``."""
+    removed = list(removed)
+    while multiple > 1:
+        counts: dict[str, int] = {}
+        for members in removed:
+            for weight, _ in members:
+                counts[weight] = counts.get(weight, 0) + 1
+        uneven = {w for w, n in counts.items() if (graph.producers[w].channels - n) % multiple}
+        if not uneven:
+            break
+        last = max(i for i, members in enumerate(removed) if uneven & {w for w, _ in members})
+        del removed[last]
+    return removed
 
 
 def plan_from_ranked(graph: DepGraph, components) -> dict[str, list[int]]:

@@ -66,11 +66,13 @@ def learn_gates(
     weight_lambda: float = 1.0,
     threshold: float = 0.05,
     seed: int = 0,
+    multiple: int = 1,
 ) -> GateResult:
     """Learn gates on ``data`` (inputs with labels) and plan to keep ``macs`` of the MACs.
 
     ``budget`` is the accuracy drop (a fraction, 0.01 = one point) a round may cost and still
     count as holding. ``trainer`` is reused when given (compiling one costs seconds).
+    ``multiple``: see :func:`~tvm_prune.prune.channel_plan.plan_for_macs`.
     """
     trainer = trainer or Trainer(model)
     graph = build_depgraph(model.mod, model.params)
@@ -122,7 +124,9 @@ def learn_gates(
                 break
         else:
             lam *= 0.5
-    result.plan = plan_for_macs(model.mod, graph, components, kept_gates, macs=macs)
+    result.plan = plan_for_macs(
+        model.mod, graph, components, kept_gates, macs=macs, multiple=multiple
+    )
     gated = gated_params(graph, kept_params, components, kept_gates)
     result.params = mask_params(graph, gated, result.plan)
     return result

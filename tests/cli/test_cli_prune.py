@@ -105,3 +105,34 @@ def test_bad_accuracy_function_is_a_one_line_error(tmp_path, capsys, spec, messa
     args += ["--calib", str(DIGITS / "digits_calib.npz")]
     assert main([*args, "--accuracy", spec.format(script=script)]) == 2
     assert message in capsys.readouterr().err.strip().splitlines()[-1]
+
+
+def test_channel_pruning_writes_the_smaller_onnx_report_and_plot(tmp_path, capsys):
+    report, out, plots = tmp_path / "report.json", tmp_path / "pruned.onnx", tmp_path / "plots"
+    calib = DIGITS / "digits_calib.npz"
+    args = ["prune", str(DIGITS / "digits_cnn.onnx"), "--method", "channel", "--macs", "0.5"]
+    args += ["--calib", str(calib), "--report", str(report), "--plot", str(plots), "-o", str(out)]
+    assert main([*args, "--round-channels", "8"]) == 0
+    assert "l1: 0.4" in capsys.readouterr().out
+    data = json.loads(report.read_text())
+    assert data["importance"] == "l1" and 0.4 < data["macs_kept"] <= 0.5
+    assert data["curve"][0] == {"macs_kept": 1.0, "accuracy": data["first_accuracy"]}
+    assert [p["macs_kept"] for p in data["curve"]] == sorted(
+        (p["macs_kept"] for p in data["curve"]), reverse=True
+    )
+    assert (plots / "channel_l1_macs_vs_accuracy.png").stat().st_size > 0
+    # The exported graph has the smaller layers and reproduces the accuracy the report measured.
+    proto = onnx.load(out)
+    kept = {t.name: t.dims[0] for t in proto.graph.initializer if t.name == "stem.0.weight"}
+    assert kept["stem.0.weight"] == 16 - len(data["plan"].get("stem.0.weight", []))
+    assert all((len(channels) % 8 == 0) for channels in data["plan"].values())  # of 16/32/64
+    with np.load(calib) as arrays:
+        x, labels = arrays["input"], arrays["label"]
+    logits = np.concatenate([run_ort(out, {"input": image[None]})["logits"] for image in x])
+    assert np.mean(logits.argmax(1) == labels) == pytest.approx(data["accuracy"])
+
+
+def test_gates_without_labels_is_a_one_line_error(capsys):
+    args = ["prune", str(DIGITS / "digits_cnn.onnx"), "--method", "channel", "--macs", "0.5"]
+    assert main([*args, "--importance", "gates"]) == 2
+    assert "train on labels" in capsys.readouterr().err.strip().splitlines()[-1]

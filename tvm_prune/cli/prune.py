@@ -1,4 +1,4 @@
-"""``tvm-prune prune MODEL --method M (--sparsity S | --tolerance T) [...]``"""
+"""``tvm-prune prune MODEL --method M (--sparsity S | --tolerance T | --macs F) [...]``"""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from . import help as texts
 
 logger = logging.getLogger("tvm_prune")
 
-METHODS = ("magnitude", "layerwise", "greedy", "behavior")
+METHODS = ("magnitude", "layerwise", "greedy", "behavior", "channel")
+IMPORTANCES = ("l1", "l2", "gates")
 METRICS = ("kl", "top1", "rel-l2", "cosine")
 COMPENSATIONS = ("none", "bias", "least-squares")
 
@@ -39,6 +40,12 @@ def add_prune_options(parser: argparse.ArgumentParser, *, flag: str, required: b
     parser.add_argument("--plot", help=texts.PLOT)
     parser.add_argument("--compensation", choices=COMPENSATIONS, help=texts.COMPENSATION)
     parser.add_argument("--raw-weights", action="store_true", help=texts.RAW_WEIGHTS)
+    parser.add_argument("--macs", type=arguments.fraction, help=texts.MACS)
+    parser.add_argument("--importance", choices=IMPORTANCES, default="l1", help=texts.IMPORTANCE)
+    parser.add_argument(
+        "--round-channels", type=arguments.positive_int, default=1, help=texts.ROUND_CHANNELS
+    )
+    parser.add_argument("--fine-tune", type=arguments.positive_int, default=0, help=texts.FINE_TUNE)
 
 
 def prune_from_args(model, args: argparse.Namespace):
@@ -47,6 +54,8 @@ def prune_from_args(model, args: argparse.Namespace):
     from ..prune.data import load_npz
 
     data = load_npz(args.calib, model) if args.calib else None
+    if args.method == "channel":
+        return _prune_channels(model, args, data)
     accuracy_fn = load_accuracy_fn(args.accuracy) if args.accuracy else None
     logger.info(
         "pruning %s: method %s, sparsity %s, tolerance %s, metric %s, data %s",
@@ -71,18 +80,53 @@ def prune_from_args(model, args: argparse.Namespace):
     )
     print(plan.table())
     if args.report:
-        report = pruned.transforms[-1].report
-        from ..package.archive import write_atomic
-
-        text = json.dumps(report, indent=2, default=float).encode()
-        write_atomic(Path(args.report), lambda handle: handle.write(text))
-        logger.info("wrote %s", args.report)
+        _write_report(pruned.transforms[-1].report, args.report)
     if args.plot:
         from ..prune.plots import write_plots
 
         for path in write_plots(plan, Path(args.plot)):
             logger.info("wrote %s", path)
     return pruned, plan
+
+
+def _prune_channels(model, args: argparse.Namespace, data):
+    from ..prune.api import PruneError, channel_table, prune_model_channels
+
+    if args.macs is None:
+        raise PruneError("method channel needs --macs (fraction of the MACs to keep)")
+    logger.info(
+        "pruning %s: channels to %s of the MACs, importance %s, data %s",
+        model.source,
+        args.macs,
+        args.importance,
+        args.calib or "none",
+    )
+    pruned, report = prune_model_channels(
+        model,
+        macs=args.macs,
+        importance=args.importance,
+        data=data,
+        budget=0.01 if args.tolerance is None else args.tolerance,
+        fine_tune_steps=args.fine_tune,
+        multiple=args.round_channels,
+    )
+    print(channel_table(report))
+    if args.report:
+        _write_report(pruned.transforms[-1].report, args.report)
+    if args.plot:
+        from ..prune.plots import write_channel_plots
+
+        for path in write_channel_plots(report, Path(args.plot)):
+            logger.info("wrote %s", path)
+    return pruned, report
+
+
+def _write_report(report, path: str) -> None:
+    from ..package.archive import write_atomic
+
+    text = json.dumps(report, indent=2, default=float).encode()
+    write_atomic(Path(path), lambda handle: handle.write(text))
+    logger.info("wrote %s", path)
 
 
 def run(args: argparse.Namespace) -> int:

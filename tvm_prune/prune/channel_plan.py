@@ -22,6 +22,17 @@ def count_macs(mod, graph: DepGraph, plan: Mapping[str, Sequence[int]] | None = 
     """Multiply-accumulates of ``mod["main"]``'s layers with ``plan``'s channels removed."""
     roots = graph.removed_roots(plan) if plan else set()
     total = 0.0
+    for var, call, macs in _layers(mod):
+        macs *= _kept_fraction(graph, var, roots)
+        data = call.args[0]
+        if data in graph.maps and not is_depthwise(call):
+            macs *= _kept_fraction(graph, data, roots)
+        total += macs
+    return round(total)
+
+
+def _layers(mod):
+    """``(var, call, dense MACs)`` of each conv/matmul binding of ``main`` with static shapes."""
     for block in mod["main"].body.blocks:
         for binding in block.bindings:
             call = binding.value
@@ -37,12 +48,7 @@ def count_macs(mod, graph: DepGraph, plan: Mapping[str, Sequence[int]] | None = 
                 macs = float(np.prod(shape_of(call.args[0]))) * weight_shape[1] * kernel
             else:  # OIHW, I per group
                 macs = float(np.prod(out_shape)) * weight_shape[1] * kernel
-            macs *= _kept_fraction(graph, binding.var, roots)
-            data = call.args[0]
-            if data in graph.maps and not is_depthwise(call):
-                macs *= _kept_fraction(graph, data, roots)
-            total += macs
-    return round(total)
+            yield binding.var, call, macs
 
 
 def _kept_fraction(graph: DepGraph, var, roots) -> float:
@@ -53,37 +59,81 @@ def _kept_fraction(graph: DepGraph, var, roots) -> float:
 
 
 def magnitude_plan(
-    mod, params: Mapping[str, np.ndarray], graph: DepGraph, *, macs: float, norm: str = "l1"
+    mod,
+    params: Mapping[str, np.ndarray],
+    graph: DepGraph,
+    *,
+    macs: float,
+    norm: str = "l1",
+    multiple: int = 1,
 ) -> dict[str, list[int]]:
     """Remove the weakest components until at most ``macs`` (a fraction) of the MACs remain.
 
-    Every producer keeps one channel at least; if the target cannot be reached that way, the
-    plan removes all it can and :func:`count_macs` tells what it reached.
+    See :func:`plan_for_macs`.
     """
     if norm not in NORMS:
         raise ChannelPlanError(f"unknown norm {norm!r}; use one of {', '.join(NORMS)}")
-    if not 0 < macs <= 1:
-        raise ChannelPlanError(f"--macs {macs} is not a fraction in (0, 1]")
     scores = {}
     for name, producer in graph.producers.items():
         weight = np.moveaxis(np.asarray(params[name], dtype=np.float64), producer.out_axis, 0)
         filters = np.linalg.norm(weight.reshape(len(weight), -1), ord=NORMS[norm], axis=1)
         scores[name] = filters / max(float(filters.mean()), np.finfo(np.float64).tiny)
-    ranked = []
-    for group in graph.groups():
-        for index in group.removable:
-            members = group.components[index]
-            ranked.append((float(np.mean([scores[w][c] for w, c in members])), members))
-    ranked.sort(key=lambda item: item[0])
+    members = removable_components(graph)
+    ranked = [float(np.mean([scores[w][c] for w, c in comp])) for comp in members]
+    return plan_for_macs(mod, graph, members, ranked, macs=macs, multiple=multiple)
+
+
+def removable_components(graph: DepGraph) -> list[tuple[tuple[str, int], ...]]:
+    """Every removable component of every group, in program order."""
+    return [group.components[i] for group in graph.groups() for i in group.removable]
+
+
+def component_macs(mod, graph: DepGraph, components) -> np.ndarray:
+    """The MACs removing each component alone saves, as a fraction of the model's MACs.
+
+    First order: each layer's MACs times the share of its output (and, unless depthwise,
+    input) channels the component holds.
+    """
+    index = {graph.find(graph.node_of(*comp[0])): i for i, comp in enumerate(components)}
+    saved = np.zeros(len(components))
+    total = 0.0
+    for var, call, macs in _layers(mod):
+        total += macs
+        maps = [graph.maps.get(var)]
+        if not is_depthwise(call):
+            maps.append(graph.maps.get(call.args[0]))
+        for cmap in maps:
+            if cmap is None:
+                continue
+            for node in cmap.nodes:
+                i = index.get(graph.find(node)) if node is not None else None
+                if i is not None:
+                    saved[i] += macs / len(cmap.nodes)
+    return saved / total
+
+
+def plan_for_macs(
+    mod,
+    graph: DepGraph,
+    components,
+    scores: Sequence[float],
+    *,
+    macs: float,
+    multiple: int = 1,
+) -> dict[str, list[int]]:
+    """Remove the lowest-scored ``components`` until at most ``macs`` (a fraction) remain.
+
+    Every producer keeps one channel at least; if the target cannot be reached that way, the
+    plan removes all it can and :func:`count_macs` tells what it reached. With ``multiple``
+    (the vector width: 8 float32 lanes on AVX2, 4 on NEON), every pruned producer keeps a
+    multiple of that many channels: the strongest removed components come back until it does.
+    """
+    if not 0 < macs <= 1:
+        raise ChannelPlanError(f"--macs {macs} is not a fraction in (0, 1]")
+    ranked = [components[i] for i in np.argsort(np.asarray(scores), kind="stable")]
 
     def plan_of(count: int) -> dict[str, list[int]]:
-        plan: dict[str, list[int]] = {}
-        for _, members in ranked[:count]:
-            if any(len(plan.get(w, ())) + 1 >= graph.producers[w].channels for w, _ in members):
-                continue
-            for weight, channel in members:
-                plan.setdefault(weight, []).append(channel)
-        return plan
+        return plan_from_ranked(graph, _round_kept(graph, ranked[:count], multiple))
 
     target = macs * count_macs(mod, graph)
     low, high = 0, len(ranked)  # smallest count whose plan reaches the target
@@ -93,4 +143,32 @@ def magnitude_plan(
             high = middle
         else:
             low = middle + 1
-    return {weight: sorted(channels) for weight, channels in plan_of(low).items()}
+    return plan_of(low)
+
+
+def _round_kept(graph: DepGraph, removed: list, multiple: int) -> list:
+    """``removed`` (weakest first) minus its strongest components until every producer that
+    loses channels keeps a multiple of ``multiple``."""
+    removed = list(removed)
+    while multiple > 1:
+        counts: dict[str, int] = {}
+        for members in removed:
+            for weight, _ in members:
+                counts[weight] = counts.get(weight, 0) + 1
+        uneven = {w for w, n in counts.items() if (graph.producers[w].channels - n) % multiple}
+        if not uneven:
+            break
+        last = max(i for i, members in enumerate(removed) if uneven & {w for w, _ in members})
+        del removed[last]
+    return removed
+
+
+def plan_from_ranked(graph: DepGraph, components) -> dict[str, list[int]]:
+    """The plan removing ``components`` in order, skipping one that would empty a producer."""
+    plan: dict[str, list[int]] = {}
+    for members in components:
+        if any(len(plan.get(w, ())) + 1 >= graph.producers[w].channels for w, _ in members):
+            continue
+        for weight, channel in members:
+            plan.setdefault(weight, []).append(channel)
+    return {weight: sorted(channels) for weight, channels in plan.items()}

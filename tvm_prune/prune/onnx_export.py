@@ -2,8 +2,12 @@
 
 Relax parameter names are the ONNX tensor names without the ``onnx::`` prefix (see
 :mod:`tvm_prune.frontend.onnx`); each changed parameter replaces the initializer, or the
-``Constant`` node output, of that name. The graph is otherwise unchanged, so ONNX Runtime runs
-the pruned model with the original structure.
+``Constant`` node output, of that name. Weight pruning leaves the graph unchanged.
+
+A channel-pruned model (its last transform is ``RemoveChannels``, whose report keeps the plan)
+is written structurally: :mod:`.onnx_channels` slices the initializers of the ONNX graph to the
+kept channels and adds the removed channels' constant contributions, as ``RemoveChannels`` does
+in Relax.
 """
 
 from __future__ import annotations
@@ -51,11 +55,24 @@ def export_onnx(model: Model, output: str | Path, *, only: Mapping[str, np.ndarr
     missing = sorted(set(wanted) - replaced)
     if only is not None and missing:
         raise TvmPruneError(f"cannot export ONNX: no tensor named {', '.join(missing[:3])}")
+    plan = channel_plan(model)
+    if plan:
+        from .onnx_channels import remove_onnx_channels
+
+        proto = remove_onnx_channels(proto, plan, {s.name: s.shape for s in model.inputs})
     output = Path(output)
     tmp = output.with_name(output.name + ".tmp")
     onnx.save(proto, str(tmp))
     tmp.replace(output)
     return output
+
+
+def channel_plan(model: Model) -> dict[str, list[int]]:
+    """The channels removed by the model's ``RemoveChannels`` transforms (empty if none)."""
+    records = [r for r in model.transforms if r.name == "RemoveChannels"]
+    if len(records) > 1:
+        raise TvmPruneError("cannot export ONNX: channels were removed twice; prune once")
+    return dict(records[0].report["plan"]) if records else {}
 
 
 def _replace(tensor: onnx.TensorProto, value: np.ndarray) -> None:

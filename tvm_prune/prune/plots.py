@@ -11,8 +11,7 @@ from ..errors import TvmPruneError
 from .plan import PruningPlan
 
 
-def write_plots(plan: PruningPlan, folder: Path) -> list[Path]:
-    """Write the plots this plan has data for into ``folder``; return their paths."""
+def _pyplot():
     try:
         import matplotlib
 
@@ -20,6 +19,12 @@ def write_plots(plan: PruningPlan, folder: Path) -> list[Path]:
         import matplotlib.pyplot as plt
     except ImportError as exc:
         raise TvmPruneError("--plot needs matplotlib: pip install 'tvm-prune[plot]'") from exc
+    return plt
+
+
+def write_plots(plan: PruningPlan, folder: Path) -> list[Path]:
+    """Write the plots this plan has data for into ``folder``; return their paths."""
+    plt = _pyplot()
     folder.mkdir(parents=True, exist_ok=True)
     unit = plan.settings.get("loss_unit", "loss")
     written = []
@@ -61,6 +66,29 @@ def write_plots(plan: PruningPlan, folder: Path) -> list[Path]:
         ax.legend()
         written.append(_save(fig, folder / f"{plan.method}_loss_vs_sparsity.png"))
     return written
+
+
+def write_channel_plots(report: dict, folder: Path) -> list[Path]:
+    """MACs kept vs accuracy of a channel pruning run (its ``curve``), into ``folder``."""
+    curve = report.get("curve")
+    if not curve:
+        return []
+    plt = _pyplot()
+    folder.mkdir(parents=True, exist_ok=True)
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    label = "gate rounds" if report["importance"] == "gates" else f"{report['importance']} plans"
+    curve = sorted(curve, key=lambda p: -p["macs_kept"])
+    ax.plot([p["macs_kept"] for p in curve], [p["accuracy"] for p in curve], "o-", label=label)
+    ax.scatter([report["macs_kept"]], [report["accuracy"]], marker="*", s=120, label="result")
+    if report.get("fine_tuned_accuracy") is not None:
+        ax.scatter(
+            [report["macs_kept"]], [report["fine_tuned_accuracy"]], marker="^", label="fine-tuned"
+        )
+    ax.invert_xaxis()
+    ax.set(xlabel="MACs kept (fraction of dense)", ylabel="accuracy on --calib data")
+    ax.set_title(f"channel pruning ({report['importance']}): MACs kept vs accuracy")
+    ax.legend()
+    return [_save(fig, folder / f"channel_{report['importance']}_macs_vs_accuracy.png")]
 
 
 def _save(fig, path: Path) -> Path:

@@ -8,8 +8,9 @@ Rewrites
     pixels ``(q, p)`` and output phases ``(r_h, r_w)`` and writes output
     ``(s_h*q + r_h, s_w*p + r_w)``; each phase is a fixed stencil of a few input pixels with
     the weights as immediates: no kernel tensor, no multiply by zero or by one, no pad copy.
-    It is scheduled here (rows in parallel, phases unrolled) and marked opaque to FuseOps,
-    whose re-fusion would drop that schedule.
+    For CPU targets it is scheduled here (rows in parallel, phases unrolled) and marked opaque
+    to FuseOps, whose re-fusion would drop that schedule; for GPU targets (``gpu`` in the
+    current target's keys) it stays unscheduled, still opaque, for the GPU schedule rules.
 Only when
     the kernel is a constant (weights bound), NCHW / IOHW layouts, dilation 1, no output
     padding, and the output is exactly ``(s_h*H, s_w*W)``.
@@ -72,7 +73,9 @@ def _emit(mutator: PyExprMutator, call: Call, entry: dict[str, Any]) -> Expr:
     if out_shape != [n, c, h * strides[0], w * strides[1]]:
         raise NotAStencil(f"output {out_shape} is not the input {[n, c, h, w]} times the stride")
     dtype = str(call.ty.dtype)
-    func = _scheduled_upsample((n, c, h, w), dtype, stencils[0], stencils[1], border)
+    target = tvm.target.Target.current(allow_none=True)
+    on_gpu = target is not None and "gpu" in target.keys
+    func = _upsample_func((n, c, h, w), dtype, stencils[0], stencils[1], border, on_gpu)
     gvar = mutator.builder_.add_func(func, "upsample")
     out_ty = relax.TensorType(out_shape, dtype)
     entry.update(
@@ -124,30 +127,34 @@ def _shared_separable_kernel(weight: np.ndarray, groups: int) -> tuple[np.ndarra
     return k_h, k_w
 
 
-def _scheduled_upsample(
+def _upsample_func(
     shape: tuple[int, int, int, int],
     dtype: str,
     rows: Stencil1D,
     cols: Stencil1D,
     border: str,
+    on_gpu: bool,
 ) -> tirx.PrimFunc:
-    """The phase kernel, scheduled: batch x channel x input-row in parallel, phases unrolled
-    (which turns the phase ``Select`` chain into straight-line code per phase)."""
+    """The phase kernel; for a CPU scheduled: batch x channel x input-row in parallel, phases
+    unrolled (which turns the phase ``Select`` chain into straight-line code per phase)."""
     x = te.placeholder(shape, dtype, name="x")
     out = _upsample_te(x, rows, cols, border)
     sch = tvm.s_tir.Schedule(te.create_prim_func([x, out]))
     block = sch.get_sblock("upsample")
-    b, ch, q, r_h, _, r_w = sch.get_loops(block)
-    sch.parallel(sch.fuse(b, ch, q))
-    sch.unroll(r_h)
-    sch.unroll(r_w)
+    if not on_gpu:
+        b, ch, q, r_h, _, r_w = sch.get_loops(block)
+        sch.parallel(sch.fuse(b, ch, q))
+        sch.unroll(r_h)
+        sch.unroll(r_w)
     # Write (n, c, q, r_h, p, r_w) straight to (n, c, s_h*q + r_h, s_w*p + r_w): no reshape.
     sch.transform_layout(
         block,
         ("write", 0),
         lambda n, c, q, r_h, p, r_w: (n, c, q * rows.scale + r_h, p * cols.scale + r_w),
     )
-    func = sch.mod["main"].without_attr("global_symbol").with_attr("tirx.is_scheduled", True)
+    func = sch.mod["main"].without_attr("global_symbol")
+    if not on_gpu:
+        func = func.with_attr("tirx.is_scheduled", True)
     # Opaque to FuseOps: fusing would re-derive the loops and drop this schedule.
     return func.with_attr("op_pattern", 8)
 

@@ -38,10 +38,12 @@ def inline_producers(sch: s_tir.Schedule, main) -> None:
 
 
 def inline_epilogue(sch: s_tir.Schedule, writer) -> None:
-    """Fold every block consuming ``writer``'s output into it, one after another."""
+    """Fold the blocks consuming ``writer``'s output into it, one after another, while each
+    writes a tensor of the same shape (a broadcasting consumer, as a squeeze-excite scale,
+    stays a block of its own)."""
     while True:
         consumers = list(sch.get_consumers(writer))
-        if len(consumers) != 1:
+        if len(consumers) != 1 or _out_shape(sch, consumers[0]) != _out_shape(sch, writer):
             return
         try:
             sch.reverse_compute_inline(consumers[0])
@@ -49,20 +51,31 @@ def inline_epilogue(sch: s_tir.Schedule, writer) -> None:
             return
 
 
-def bind_threads(sch: s_tir.Schedule, loops: list, params: MaliParams):
+def _out_shape(sch: s_tir.Schedule, block) -> list[int]:
+    return [int(d) for d in sch.get(block).writes[0].source.shape]
+
+
+def bind_threads(sch: s_tir.Schedule, loops: list, params: MaliParams, *, exact: bool):
     """Fuse ``loops`` and bind them to work-groups of at most ``params.work_group``; returns
-    the thread loop."""
+    the thread loop. ``exact``: the work-group size divides the work (no guard), for blocks
+    computed at the thread loop, which would not inherit the guard and write out of bounds."""
     fused = sch.fuse(*loops) if len(loops) > 1 else loops[0]
     total = int(sch.get(fused).extent)
-    threads = min(params.work_group, 1 << max(0, (total - 1).bit_length()))
+    if exact:
+        threads = max(d for d in range(1, min(total, params.work_group) + 1) if total % d == 0)
+    else:
+        threads = min(params.work_group, 1 << max(0, (total - 1).bit_length()))
     block, thread = sch.split(fused, [None, threads])
     sch.bind(block, "blockIdx.x")
     sch.bind(thread, "threadIdx.x")
     return thread
 
 
-def schedule_reduction_tiles(sch: s_tir.Schedule, info: ReductionInfo, params: MaliParams):
-    """The recipe of the module docstring for the reduction block ``info`` describes."""
+def schedule_reduction_tiles(
+    sch: s_tir.Schedule, info: ReductionInfo, params: MaliParams
+) -> s_tir.Schedule | None:
+    """The recipe of the module docstring for the reduction block ``info`` describes, or None
+    when the epilogue cannot be folded into the write-back."""
     main = info.block
     inline_producers(sch, main)
     vec = vector_width(info.extents[info.vector_axis])
@@ -83,11 +96,15 @@ def schedule_reduction_tiles(sch: s_tir.Schedule, info: ReductionInfo, params: M
             outer.append(loops[i])
     red = [loops[i] for i in info.reduction]
     sch.reorder(*outer, *red, *tiles, vec_loop)
-    thread = bind_threads(sch, outer, params)
+    thread = bind_threads(sch, outer, params, exact=True)
 
     writer = sch.cache_write(main, 0, "local")
     sch.reverse_compute_at(writer, thread, preserve_unit_loops=True)
     inline_epilogue(sch, writer)
+    if len(blocks_of(sch)) != 2:
+        # An epilogue that broadcasts (a squeeze-excite scale) would need its own kernel and
+        # a global intermediate: left to dlight, which fuses it differently.
+        return None
     # Vectorised while the block is still a whole reduction; the init copies the loop kinds.
     if vec > 1:
         sch.vectorize(vec_loop)
@@ -108,3 +125,23 @@ def schedule_reduction_tiles(sch: s_tir.Schedule, info: ReductionInfo, params: M
     if vec > 1:
         sch.vectorize(writer_vec)
     return sch
+
+
+def bind_spatial_block(sch: s_tir.Schedule, block, params: MaliParams) -> None:
+    """One float4 (float2, scalar) run of the output's last axis per work-item, the rest fused
+    into work-groups. A block choosing values per element (``Select``, ``if_then_else``, as the
+    upsampling kernel's phases do) gets its run unrolled, not vectorised: TVM 0.27's OpenCL
+    code for a vector ``select`` gives wrong results (seen on PoCL), and unrolled the choice
+    folds to straight-line code."""
+    loops = sch.get_loops(block)
+    vec = vector_width(int(sch.get(loops[-1]).extent))
+    if vec == 1:
+        bind_threads(sch, loops, params, exact=False)
+        return
+    rest, inner = sch.split(loops[-1], [None, vec])
+    bind_threads(sch, [*loops[:-1], rest], params, exact=False)
+    body = str(sch.get(block).body)
+    if "Select(" in body or "if_then_else" in body:
+        sch.unroll(inner)
+    else:
+        sch.vectorize(inner)

@@ -24,6 +24,7 @@ import numpy as np
 import tvm
 from tvm import relax, tirx
 
+from ..errors import TargetError
 from ..model import Model
 from ..pipeline import build_pipeline
 from ..target import TargetPreset, resolve_target
@@ -48,7 +49,6 @@ class OpenCLBuild:
     main: relax.Function
     launches: Mapping[str, tuple[KernelLaunch, ...]]
     source: str
-    executable: relax.VMExecutable
 
     def with_launch(self, kernel: str, change: Callable[[KernelLaunch], KernelLaunch]):
         """A copy with ``kernel``'s launch replaced by ``change(launch)`` (negative controls)."""
@@ -71,6 +71,8 @@ def compile_for_opencl(
     from ..package.build import rewritten_module
 
     preset = resolve_target(target)
+    if preset.target.kind.name != "opencl":
+        raise TargetError(f"target {preset.name} is not an OpenCL target")
     capture = _Capture()
     with (
         preset.target,
@@ -79,14 +81,11 @@ def compile_for_opencl(
         mod = rewritten_module(model)[0] if isinstance(model, Model) else model
         pipeline = build_pipeline(preset, report=report, rules=rules)
         executable = tvm.compile(mod, target=preset.target, relax_pipeline=pipeline)
-    device_modules = [m for m in executable.mod.imports[0].imports if m.kind == "opencl"]
-    if capture.relax is None or capture.tir is None or len(device_modules) != 1:
-        raise RuntimeError(f"no OpenCL build for {preset.name}: is it an OpenCL preset?")
+    (device_module,) = [m for m in executable.mod.imports[0].imports if m.kind == "opencl"]
     return OpenCLBuild(
         main=capture.relax["main"],
         launches=_kernel_launches(capture.tir),
-        source=device_modules[0].inspect_source(),
-        executable=executable,
+        source=device_module.inspect_source(),
     )
 
 

@@ -1,12 +1,15 @@
-"""The Relax compile pipeline of a preset: TVM's CPU phases with our schedule rules inside.
+"""The Relax compile pipeline of a preset: TVM's CPU or GPU phases with our schedule rules inside.
 
-    library dispatch -> legalize + fold + fuse -> ApplyScheduleRules -> split weight repacking
-    + fold it into the constants -> dataflow lower -> finalize
+    library dispatch -> legalize + fold + fuse -> ApplyScheduleRules -> [CPU: split weight
+    repacking + fold it into the constants] -> dataflow lower -> finalize
 
-The four phases are TVM's own (``relax.backend.cpu_generic``); the rules run right after fusion,
-so they see the fused kernels the build compiles, and before lowering, so their schedules are
-what gets built. Kernels already scheduled (tuning records applied before the pipeline) are left
-alone. ``report`` is filled during the build with the rules' counts.
+The phases are TVM's own: ``relax.backend.cpu_generic`` for LLVM targets, ``gpu_generic`` for
+GPU targets (OpenCL). The rules run right after fusion, so they see the fused kernels the build
+compiles, and before lowering, so their schedules are what gets built. On a GPU every kernel must
+bind threads, so dlight's generic GPU rules (gpu_generic's own, ending with ``Fallback``) always
+follow ours there: ``rules=()`` gives TVM's default GPU schedules. Kernels already scheduled
+(tuning records applied before the pipeline) are left alone. ``report`` is filled during the
+build with the rules' counts.
 """
 
 from __future__ import annotations
@@ -16,8 +19,9 @@ from typing import Any
 import tvm
 from tvm import relax
 from tvm.relax.backend.cpu_generic import pipeline as cpu_generic
+from tvm.relax.backend.gpu_generic import pipeline as gpu_generic
 
-from .schedule import ApplyScheduleRules, rules_for
+from .schedule import ApplyScheduleRules, dlight_gpu_rules, rules_for
 from .target import TargetPreset
 
 
@@ -27,6 +31,8 @@ def build_pipeline(
     """The pipeline for ``preset``; ``rules`` overrides ``rules_for(preset)`` (``()``: none)."""
     target = preset.target
     rules = rules_for(preset) if rules is None else tuple(rules)
+    if "gpu" in target.keys:
+        return _gpu_pipeline(target, (*rules, *dlight_gpu_rules()), report)
     schedule = (
         [
             ApplyScheduleRules(rules, report),
@@ -50,6 +56,29 @@ def build_pipeline(
                 *schedule,
                 *cpu_generic.dataflow_lower_passes(target),
                 *cpu_generic.finalize_passes(target),
+            ]
+            return tvm.transform.Sequential(passes)(mod)
+
+    return _pipeline
+
+
+def _gpu_pipeline(target: tvm.target.Target, rules, report) -> tvm.transform.Pass:
+    @tvm.transform.module_pass(opt_level=0, name="TvmPrunePipeline")
+    def _pipeline(mod: tvm.IRModule, _ctx: tvm.transform.PassContext) -> tvm.IRModule:
+        with target:
+            # gpu_generic's legalize phase ends with its own ApplyDefaultSchedule, which ours
+            # replaces (same dlight rules last, ours first, with a report).
+            legalize = [
+                p
+                for p in gpu_generic.legalize_passes(target)
+                if p.info.name != "ApplyDefaultSchedule"
+            ]
+            passes = [
+                *gpu_generic.library_dispatch_passes(target),
+                *legalize,
+                ApplyScheduleRules(rules, report),
+                *gpu_generic.dataflow_lower_passes(target),
+                *gpu_generic.finalize_passes(target),
             ]
             return tvm.transform.Sequential(passes)(mod)
 

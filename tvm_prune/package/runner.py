@@ -65,9 +65,11 @@ class Runner:
 
     @classmethod
     def remote(cls, metadata: PackageMetadata, library: bytes, session) -> Runner:
-        """Upload to an RPC session's device and load there (its CPU)."""
+        """Upload to an RPC session's device and load there (its OpenCL GPU for an OpenCL
+        package, else its CPU)."""
         session.upload(bytearray(library), LIBRARY_MEMBER)
-        return cls(metadata, session.load_module(LIBRARY_MEMBER), session.cpu())
+        device = session.cl(0) if metadata.target.get("kind") == "opencl" else session.cpu()
+        return cls(metadata, session.load_module(LIBRARY_MEMBER), device)
 
     def run(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Run once; outputs keyed by the model's output names."""

@@ -1,11 +1,15 @@
-"""``rules_for(preset)``: the ordered rules for a preset's ``schedule_set``; first match wins."""
+"""``rules_for(preset)``: the ordered rules for a preset's ``schedule_set``; first match wins.
+
+On GPU targets the pipeline appends :func:`dlight_gpu_rules` after these.
+"""
 
 from __future__ import annotations
 
+import tvm
 from tvm.s_tir import dlight as dl
 
 from ..target import TargetPreset
-from . import cpu
+from . import cpu, mali
 
 _SETS = {
     # x86 and Arm share the family; the numbers come from each target.
@@ -17,6 +21,7 @@ _SETS = {
         cpu.Injective(),
         dl.cpu.Reduction(),
     ),
+    "mali": lambda: mali.rules(),
 }
 
 
@@ -26,3 +31,41 @@ def rules_for(preset: TargetPreset) -> tuple[dl.ScheduleRule, ...]:
     if make is None and preset.target.kind.name == "llvm":
         make = _SETS["cpu"]
     return make() if make is not None else ()
+
+
+def dlight_gpu_rules() -> tuple[dl.ScheduleRule, ...]:
+    """TVM's generic GPU rules (``gpu_generic``'s list, ``Fallback`` last, which takes any
+    kernel), each shown the device target without its host (see :class:`DeviceTargetOnly`)."""
+    return tuple(
+        DeviceTargetOnly(rule)
+        for rule in (
+            dl.gpu.Matmul(),
+            dl.gpu.GEMV(),
+            dl.gpu.Reduction(),
+            dl.gpu.GeneralReduction(),
+            dl.gpu.Fallback(),
+        )
+    )
+
+
+class DeviceTargetOnly(dl.ScheduleRule):
+    """A dlight rule applied with the target's host removed.
+
+    dlight's Matmul and GEMV pick their Adreno configuration for any OpenCL target whose host
+    mentions "android", so a Mali GPU on an Android phone would get Adreno tiles; without the
+    host they see the device attributes only (and GEMV takes its Mali branch).
+    """
+
+    def __init__(self, rule: dl.ScheduleRule):
+        self.rule = rule
+        self.name = f"dlight.{type(rule).__name__}"
+
+    def is_target_available(self, target: tvm.target.Target) -> bool:
+        return self.rule.is_target_available(target)
+
+    def apply(self, func, target: tvm.target.Target, tunable: bool):
+        if target.host is not None:
+            device = dict(target.export())
+            device.pop("host", None)
+            target = tvm.target.Target(device)
+        return self.rule.apply(func, target, tunable)

@@ -8,11 +8,13 @@ Rewrites
     pixels ``(q, p)`` and output phases ``(r_h, r_w)`` and writes output
     ``(s_h*q + r_h, s_w*p + r_w)``; each phase is a fixed stencil of a few input pixels with
     the weights as immediates: no kernel tensor, no multiply by zero or by one, no pad copy.
-    It is scheduled here (rows in parallel, phases unrolled) and marked opaque to FuseOps,
-    whose re-fusion would drop that schedule. So the pass fuses the one epilogue that follows
-    upsampling in FPN-style decoders itself: an ``R.add`` of the upsampled map and a tensor of
-    the same shape, when the add is the upsampled map's only use, becomes one kernel that adds
-    while it writes (one pass over the output instead of three).
+    For CPU targets it is scheduled here (rows in parallel, phases unrolled) and marked opaque
+    to FuseOps, whose re-fusion would drop that schedule; for GPU targets (``gpu`` in the
+    current target's keys) it stays unscheduled, still opaque, for the GPU schedule rules.
+    Being opaque, it would not fuse with what follows, so the pass fuses the one epilogue that
+    follows upsampling in FPN-style decoders itself: an ``R.add`` of the upsampled map and a
+    tensor of the same shape, when the add is the upsampled map's only use, becomes one kernel
+    that adds while it writes (one pass over the output instead of three).
 Only when
     the kernel is a constant (weights bound), NCHW / IOHW layouts, dilation 1, no output
     padding, and the output is exactly ``(s_h*H, s_w*W)``.
@@ -56,7 +58,7 @@ class EmitUpsampleKernels:
 
         def emit(mutator: PyExprMutator, call: Call, entry: dict[str, Any]) -> Expr:
             kernel = _kernel_of(mutator, call, entry)
-            gvar = mutator.builder_.add_func(kernel.scheduled(), "upsample")
+            gvar = mutator.builder_.add_func(kernel.func(), "upsample")
             kernels[gvar.name_hint] = kernel
             return relax.call_tir(gvar, [kernel.data], kernel.out_ty)
 
@@ -73,9 +75,7 @@ class EmitUpsampleKernels:
                         and static_shape(other) == static_shape(upsampled)
                         and str(other.ty.dtype) == kernel.dtype
                     ):
-                        gvar = mutator.builder_.add_func(
-                            kernel.scheduled(residual=True), "upsample_add"
-                        )
+                        gvar = mutator.builder_.add_func(kernel.func(residual=True), "upsample_add")
                         kernel.entry["epilogue"] = "add"
                         return relax.call_tir(gvar, [kernel.data, other], kernel.out_ty)
                 raise RewriteRefused("no upsampled operand to fuse")
@@ -95,12 +95,13 @@ class _Kernel:
     rows: Stencil1D
     cols: Stencil1D
     border: str
+    on_gpu: bool
     out_ty: relax.TensorType
     entry: dict[str, Any]
 
-    def scheduled(self, residual: bool = False) -> tirx.PrimFunc:
-        return _scheduled_upsample(
-            self.shape, self.dtype, self.rows, self.cols, self.border, residual
+    def func(self, residual: bool = False) -> tirx.PrimFunc:
+        return _upsample_func(
+            self.shape, self.dtype, self.rows, self.cols, self.border, self.on_gpu, residual
         )
 
 
@@ -153,6 +154,7 @@ def _kernel_of(mutator: PyExprMutator, call: Call, entry: dict[str, Any]) -> _Ke
     if out_shape != [n, c, h * strides[0], w * strides[1]]:
         raise NotAStencil(f"output {out_shape} is not the input {[n, c, h, w]} times the stride")
     dtype = str(call.ty.dtype)
+    target = tvm.target.Target.current(allow_none=True)
     entry.update(
         rewritten=True,
         stride=strides,
@@ -167,6 +169,7 @@ def _kernel_of(mutator: PyExprMutator, call: Call, entry: dict[str, Any]) -> _Ke
         rows=stencils[0],
         cols=stencils[1],
         border=border,
+        on_gpu=target is not None and "gpu" in target.keys,
         out_ty=relax.TensorType(out_shape, dtype),
         entry=entry,
     )
@@ -211,16 +214,17 @@ def _shared_separable_kernel(weight: np.ndarray, groups: int) -> tuple[np.ndarra
     return k_h, k_w
 
 
-def _scheduled_upsample(
+def _upsample_func(
     shape: tuple[int, int, int, int],
     dtype: str,
     rows: Stencil1D,
     cols: Stencil1D,
     border: str,
+    on_gpu: bool,
     residual: bool = False,
 ) -> tirx.PrimFunc:
-    """The phase kernel, scheduled: batch x channel x input-row in parallel, phases unrolled
-    (which turns the phase ``Select`` chain into straight-line code per phase). With
+    """The phase kernel; for a CPU scheduled: batch x channel x input-row in parallel, phases
+    unrolled (which turns the phase ``Select`` chain into straight-line code per phase). With
     ``residual``, it takes a second input of the output's shape and adds it."""
     x = te.placeholder(shape, dtype, name="x")
     n, c, h, w = shape
@@ -232,17 +236,20 @@ def _scheduled_upsample(
     out = _upsample_te(x, rows, cols, border, added)
     sch = tvm.s_tir.Schedule(te.create_prim_func([x, out] if added is None else [x, added, out]))
     block = sch.get_sblock("upsample")
-    b, ch, q, r_h, _, r_w = sch.get_loops(block)
-    sch.parallel(sch.fuse(b, ch, q))
-    sch.unroll(r_h)
-    sch.unroll(r_w)
+    if not on_gpu:
+        b, ch, q, r_h, _, r_w = sch.get_loops(block)
+        sch.parallel(sch.fuse(b, ch, q))
+        sch.unroll(r_h)
+        sch.unroll(r_w)
     # Write (n, c, q, r_h, p, r_w) straight to (n, c, s_h*q + r_h, s_w*p + r_w): no reshape.
     sch.transform_layout(
         block,
         ("write", 0),
         lambda n, c, q, r_h, p, r_w: (n, c, q * rows.scale + r_h, p * cols.scale + r_w),
     )
-    func = sch.mod["main"].without_attr("global_symbol").with_attr("tirx.is_scheduled", True)
+    func = sch.mod["main"].without_attr("global_symbol")
+    if not on_gpu:
+        func = func.with_attr("tirx.is_scheduled", True)
     # Opaque to FuseOps: fusing would re-derive the loops and drop this schedule.
     return func.with_attr("op_pattern", 8)
 

@@ -1,0 +1,42 @@
+"""Whole models compiled for mali-g76 with the Mali rules, run on PoCL, equal to ORT (1e-4 of
+the output's scale): the bundled digits CNN and PP-OCRv4 det at 64x64."""
+
+from __future__ import annotations
+
+import pytest
+
+import tvm_prune
+from tvm_prune.testing import models
+from tvm_prune.testing.opencl import OpenCLRunner, compile_for_opencl
+from tvm_prune.testing.ort import assert_outputs_close, random_inputs, run_ort
+
+from ..conftest import DIGITS
+
+REL_TOL = 1e-4
+
+
+def _run_on_pocl(model, inputs) -> tuple[dict, dict]:
+    report: dict = {}
+    build = compile_for_opencl(model, "mali-g76", report=report)
+    outputs = OpenCLRunner(build).run([inputs[spec.name] for spec in model.inputs])
+    return {spec.name: out for spec, out in zip(model.outputs, outputs, strict=True)}, report
+
+
+def test_digits_cnn_on_pocl_equals_ort():
+    onnx_path = DIGITS / "digits_cnn.onnx"
+    model = tvm_prune.load_onnx(onnx_path)
+    inputs = random_inputs(model.inputs, seed=5)
+    actual, report = _run_on_pocl(model, inputs)
+    assert_outputs_close(actual, run_ort(onnx_path, inputs), rel_tol=REL_TOL)
+    # Every kernel of this CNN is one the Mali rules handle.
+    assert all(name.startswith("mali.") for name in report["scheduled"]), report
+
+
+@pytest.mark.slow
+def test_ppocr_det_on_pocl_equals_ort():
+    onnx_path = models.ppocr_det_model()
+    model = tvm_prune.load_onnx(onnx_path, input_shapes={"x": (1, 3, 64, 64)})
+    inputs = {"x": models.document_image(64, 64)}
+    actual, report = _run_on_pocl(model, inputs)
+    assert_outputs_close(actual, run_ort(onnx_path, inputs), rel_tol=REL_TOL)
+    assert report["scheduled"]["mali.Conv2d"] >= 30, report

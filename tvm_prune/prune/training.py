@@ -26,9 +26,6 @@ from ..model import Model
 from ..relax_rewrite import RewriteRefused, rewrite_calls
 from .data import CalibrationData
 
-# Batch-norm statistics are not trained: with few samples, fixed statistics are the safe choice.
-FROZEN_SUFFIXES = ("running_mean", "running_var")
-
 
 class TrainingError(TvmPruneError):
     """A model or data set the trainer cannot handle."""
@@ -64,7 +61,8 @@ class Trainer:
         self.input_name = spec.name
         batched = load_onnx(model.source, input_shapes={spec.name: (batch, *spec.shape[1:])})
         self.weight_names = [v.name for v in batched.mod["main"].params[1:]]
-        self.trainable = [n for n in self.weight_names if not n.endswith(FROZEN_SUFFIXES)]
+        frozen = _batch_norm_statistics(batched.mod)
+        self.trainable = [n for n in self.weight_names if n not in frozen]
         module = _training_module(batched.mod, batch, set(self.trainable))
         executable = tvm.compile(module, target="llvm")
         self._vm = relax.VirtualMachine(executable, tvm.cpu())
@@ -154,6 +152,18 @@ def fine_tune(
         for name, mask in (zero or {}).items():
             params[name] = np.where(mask, 0, params[name]).astype(params[name].dtype)
     return params
+
+
+def _batch_norm_statistics(mod: tvm.IRModule) -> set[str]:
+    """Names of the weights used as batch-norm running mean/variance. They are not trained:
+    with few samples, the statistics of the pretrained model are the safe choice."""
+    names = set()
+    for block in mod["main"].body.blocks:
+        for binding in block.bindings:
+            value = binding.value
+            if isinstance(value, relax.Call) and value.op == tvm.ir.Op.get("relax.nn.batch_norm"):
+                names.update(a.name for a in value.args[3:5] if isinstance(a, relax.Var))
+    return names
 
 
 def _labelled(data: CalibrationData, input_name: str) -> tuple[np.ndarray, np.ndarray]:

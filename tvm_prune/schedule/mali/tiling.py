@@ -1,13 +1,18 @@
 """The thread-tile recipe the Mali rules share.
 
 Every work-item computes a register tile of the output: ``VECTOR`` consecutive elements along
-the output's last axis (float4 loads and stores when the row length allows) times ``VECTOR``
-output channels when one input does not depend on them (channel blocking: each input vector
-loaded serves four channels). The remaining output axes are fused, split into work-groups of
-``MaliParams.work_group`` work-items and bound to ``blockIdx.x`` / ``threadIdx.x``. The
-accumulator tile lives in registers (``local``) and the fused epilogue (bias, BN, activation,
-residual add) is applied as it is written back. Producers (padding, dilation of a transposed
-conv) are inlined into the loads, so no padded copy is materialised.
+the output's last axis (float4 stores when the row is whole float4s) times ``VECTOR`` output
+channels when one input does not depend on them (channel blocking: each input value loaded
+serves four channels). The remaining output axes are fused, split into work-groups of at most
+``MaliParams.work_group`` work-items (a divisor of the work, so no guard is needed) and bound
+to ``blockIdx.x`` / ``threadIdx.x``. The accumulator tile lives in registers (``local``) and
+the fused epilogue (bias, BN, activation, residual add) is applied as it is written back.
+For windowed reductions (conv, pool) the input row segment a tile needs for one window row is
+staged in registers with its padding checks (``_stage_input_rows``) and read by every tap and
+channel from there; padding and dilation (transposed conv) are inlined into that staging, so
+no padded copy is materialised. Input loads are float4 only where the staged row is one
+unpadded float4 (1x1 convs): padded rows are loaded element by element, the price of fusing
+the padding.
 """
 
 from __future__ import annotations

@@ -16,3 +16,16 @@ def _opencl_device() -> str | None:
 
 if _opencl_device() is None:
     pytest.skip("no OpenCL device (scripts/setup installs PoCL)", allow_module_level=True)
+
+
+@pytest.fixture(scope="session")
+def digits_mali():
+    """The bundled digits CNN and its mali-g76 build with the Mali rules (and the report)."""
+    import tvm_prune
+    from tvm_prune.testing.opencl import compile_for_opencl
+
+    from ..conftest import DIGITS
+
+    model = tvm_prune.load_onnx(DIGITS / "digits_cnn.onnx")
+    report: dict = {}
+    return model, compile_for_opencl(model, "mali-g76", report=report), report

@@ -1,5 +1,5 @@
-"""The OpenCL runner: a Mali build of the digits CNN run on PoCL equals ONNX Runtime, and a wrong
-launch is caught; the GPU pipeline's guard against dlight's Android = Adreno assumption."""
+"""The OpenCL runner: TVM's generic GPU schedules run on PoCL equal ONNX Runtime, a wrong launch
+is caught; the GPU pipeline's guard against dlight's Android = Adreno assumption."""
 
 from __future__ import annotations
 
@@ -15,55 +15,56 @@ import tvm_prune
 from tvm_prune.errors import TargetError
 from tvm_prune.schedule.rules import DeviceTargetOnly
 from tvm_prune.target.presets import load_preset
+from tvm_prune.testing import models, networks
 from tvm_prune.testing.opencl import OpenCLRunner, compile_for_opencl
 from tvm_prune.testing.ort import assert_outputs_close, random_inputs, relative_error, run_ort
 
 from ..conftest import DIGITS
 
-DIGITS_ONNX = DIGITS / "digits_cnn.onnx"
 
-
-@pytest.fixture(scope="module")
-def digits_generic():
-    """The digits CNN for mali-g76 with dlight's generic GPU rules only, and one input."""
-    model = tvm_prune.load_onnx(DIGITS_ONNX)
-    build = compile_for_opencl(model, "mali-g76", rules=())
+def test_generic_gpu_build_on_pocl_equals_ort(tmp_path):
+    """dlight's rules only (``rules=()``: TVM's gpu_generic schedules) on conv + bias + ReLU."""
+    onnx_model = networks.single_op("Conv", (1, 4, 9, 9), weight=(8, 4, 3, 3), pads=[1] * 4)
+    path = models.save(onnx_model, tmp_path / "conv.onnx")
+    model = tvm_prune.load_onnx(path)
+    report: dict = {}
+    build = compile_for_opencl(model, "mali-g76", rules=(), report=report)
+    assert all(rule.startswith("dlight.") for rule in report["scheduled"]), report
     inputs = random_inputs(model.inputs, seed=3)
-    expected = run_ort(DIGITS_ONNX, inputs)
-    return model, build, inputs, expected
+    (output,) = OpenCLRunner(build).run([inputs["x"]])
+    assert_outputs_close({model.outputs[0].name: output}, run_ort(path, inputs), rel_tol=1e-4)
 
 
-def test_digits_generic_gpu_build_on_pocl_equals_ort(digits_generic):
-    model, build, inputs, expected = digits_generic
-    outputs = OpenCLRunner(build).run([inputs[spec.name] for spec in model.inputs])
-    actual = {spec.name: out for spec, out in zip(model.outputs, outputs, strict=True)}
-    assert_outputs_close(actual, expected, rel_tol=1e-4)
-    assert "__kernel void" in build.source
-
-
-def test_halved_launch_is_caught(digits_generic):
-    """Negative control: the first kernel run with half its work-groups along x leaves
-    elements unwritten (NaN-filled), so the output no longer matches."""
-    model, build, inputs, expected = digits_generic
-    first_call = next(b.value for b in build.main.body.blocks[0].bindings if b.value.args)
-    launch = build.launches[first_call.args[0].name_hint][0]
+def test_halved_launch_is_caught(digits_mali):
+    """Negative control: the first kernel with several work-groups along x, run with half of
+    them, leaves elements unwritten (NaN-filled), so the output no longer matches ORT."""
+    model, build, _ = digits_mali
+    inputs = random_inputs(model.inputs, seed=3)
+    (reference,) = run_ort(DIGITS / "digits_cnn.onnx", inputs).values()
+    launch = next(
+        k
+        for b in build.main.body.blocks[0].bindings
+        if b.value.args and b.value.args[0].name_hint in build.launches
+        for k in build.launches[b.value.args[0].name_hint]
+        if k.global_size[0] // k.local_size[0] >= 2
+    )
     blocks = launch.global_size[0] // launch.local_size[0]
-    assert blocks >= 2, launch
     wrong = build.with_launch(
         launch.kernel,
         lambda k: dataclasses.replace(
             k, global_size=((blocks // 2) * k.local_size[0], *k.global_size[1:])
         ),
     )
+    (right,) = OpenCLRunner(build).run([inputs[spec.name] for spec in model.inputs])
     (output,) = OpenCLRunner(wrong).run([inputs[spec.name] for spec in model.inputs])
-    (reference,) = expected.values()
+    assert relative_error(right, reference) <= 1e-4
     error = relative_error(output, reference)
     assert np.isnan(error) or error > 1e-2, error
 
 
 def test_compile_for_opencl_refuses_a_cpu_target():
     with pytest.raises(TargetError, match="host is not an OpenCL target"):
-        compile_for_opencl(tvm_prune.load_onnx(DIGITS_ONNX), "host")
+        compile_for_opencl(tvm_prune.load_onnx(DIGITS / "digits_cnn.onnx"), "host")
 
 
 def test_dlight_rules_see_a_mali_target_without_its_android_host():

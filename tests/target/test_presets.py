@@ -11,7 +11,7 @@ from tvm_prune.errors import TargetError
 from tvm_prune.target import list_presets, load_preset, resolve_target, translate_tvmc_string
 from tvm_prune.target.presets import export_target
 
-PRESETS = ["aarch64-linux", "android-arm64", "hexagon-v68", "host", "mali-g76"]
+PRESETS = ["aarch64-linux", "android-arm64", "hexagon-v68", "host", "mali-g76", "mali-g78"]
 
 
 def test_shipped_presets():

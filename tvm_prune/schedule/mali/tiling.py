@@ -1,20 +1,25 @@
 """The thread-tile recipe the Mali rules share.
 
 Every work-item computes a register tile of the output: ``VECTOR`` consecutive elements along
-the output's last axis (float4 loads and stores when the row length allows) times ``VECTOR``
-output channels when one input does not depend on them (channel blocking: each input vector
-loaded serves four channels). The remaining output axes are fused, split into work-groups of
-``MaliParams.work_group`` work-items and bound to ``blockIdx.x`` / ``threadIdx.x``. The
-accumulator tile lives in registers (``local``) and the fused epilogue (bias, BN, activation,
-residual add) is applied as it is written back. Producers (padding, dilation of a transposed
-conv) are inlined into the loads, so no padded copy is materialised.
+the output's last axis (float4 stores when the row is whole float4s) times ``VECTOR`` output
+channels when one input does not depend on them (channel blocking: each input value loaded
+serves four channels). The remaining output axes are fused, split into work-groups of at most
+``MaliParams.work_group`` work-items (a divisor of the work, so no guard is needed) and bound
+to ``blockIdx.x`` / ``threadIdx.x``. The accumulator tile lives in registers (``local``) and
+the fused epilogue (bias, BN, activation, residual add) is applied as it is written back.
+For windowed reductions (conv, pool) the input row segment a tile needs for one window row is
+staged in registers with its padding checks (``_stage_input_rows``) and read by every tap and
+channel from there; padding and dilation (transposed conv) are inlined into that staging, so
+no padded copy is materialised. Input loads are float4 only where the staged row is one
+unpadded float4 (1x1 convs): padded rows are loaded element by element, the price of fusing
+the padding.
 """
 
 from __future__ import annotations
 
 import math
 
-from tvm import s_tir
+from tvm import s_tir, tirx
 
 from ..cpu.tiling import ReductionInfo, blocks_of, is_reduction_block
 from .base import VECTOR, MaliParams
@@ -25,10 +30,13 @@ def vector_width(extent: int) -> int:
     return next(w for w in (VECTOR, 2, 1) if extent % w == 0)
 
 
-def inline_producers(sch: s_tir.Schedule, main) -> None:
-    """Inline every spatial block feeding ``main`` (padding, dilation) into its loads."""
+def inline_producers(sch: s_tir.Schedule, main, keep=()) -> None:
+    """Inline every spatial block feeding others (padding, dilation) into its consumers,
+    except ``main`` and the blocks in ``keep``."""
+    # Names, not statements: inlining into a kept block replaces its statement.
+    kept = {sch.get(b).name_hint for b in (main, *keep)}
     for block in blocks_of(sch):
-        if sch.get(block).same_as(sch.get(main)) or is_reduction_block(sch, block):
+        if sch.get(block).name_hint in kept or is_reduction_block(sch, block):
             continue
         if list(sch.get_consumers(block)):
             try:
@@ -77,7 +85,8 @@ def schedule_reduction_tiles(
     """The recipe of the module docstring for the reduction block ``info`` describes, or None
     when the epilogue cannot be folded into the write-back."""
     main = info.block
-    inline_producers(sch, main)
+    # The epilogue collapses to one block; padding stays until the input rows are staged.
+    inline_producers(sch, main, keep=sch.get_producers(main))
     vec = vector_width(info.extents[info.vector_axis])
     reuse = info.reuse_axis is not None
     reg = vector_width(info.extents[info.reuse_axis]) if reuse else 1
@@ -101,7 +110,11 @@ def schedule_reduction_tiles(
     writer = sch.cache_write(main, 0, "local")
     sch.reverse_compute_at(writer, thread, preserve_unit_loops=True)
     inline_epilogue(sch, writer)
-    if len(blocks_of(sch)) != 2:
+    # Windowed reductions (conv, pool) stage the input row a tile needs per window row in
+    # registers: loaded once (padding checks included), used by every tap and channel.
+    rows = _stage_input_rows(sch, info, red) if len(red) >= 2 else None
+    inline_producers(sch, main, keep=[writer] + ([rows] if rows is not None else []))
+    if len(blocks_of(sch)) != 2 + (rows is not None):
         # An epilogue that broadcasts (a squeeze-excite scale) would need its own kernel and
         # a global intermediate: left to dlight, which fuses it differently.
         return None
@@ -117,6 +130,17 @@ def schedule_reduction_tiles(
             sch.unroll(loop)
     for tile in tiles:
         sch.unroll(tile)
+    if rows is not None:
+        # A row without padding checks that is one float4 (1x1 convs) is loaded as one.
+        *row_outer, row_inner = sch.get_loops(rows)[-len(info.spatial) :]
+        checked = "if_then_else" in str(sch.get(rows).body)
+        for loop in row_outer:
+            if int(sch.get(loop).extent) > 1:
+                sch.unroll(loop)
+        if vec > 1 and not checked and int(sch.get(row_inner).extent) == vec:
+            sch.vectorize(row_inner)
+        elif int(sch.get(row_inner).extent) > 1:
+            sch.unroll(row_inner)
     # The write-back: float4 stores, the channel tile unrolled.
     *writer_tiles, writer_vec = sch.get_loops(writer)[-len(info.spatial) :]
     for loop in writer_tiles:
@@ -145,3 +169,30 @@ def bind_spatial_block(sch: s_tir.Schedule, block, params: MaliParams) -> None:
         sch.unroll(inner)
     else:
         sch.vectorize(inner)
+
+
+def _stage_input_rows(sch: s_tir.Schedule, info: ReductionInfo, red: list):
+    """A ``local`` copy of the input region the tile reads in one window row (at the window's
+    row loop), or None if no input is indexed by the output's row axis."""
+    stmt = sch.get(info.block)
+    along = stmt.iter_vars[info.vector_axis].var
+    written = stmt.writes[0].source
+    index = next(
+        (
+            i
+            for i, region in enumerate(stmt.reads)
+            if not region.source.same_as(written) and _indexed_by(region, along)
+        ),
+        None,
+    )
+    if index is None:
+        return None
+    rows = sch.cache_read(info.block, index, "local")
+    sch.compute_at(rows, red[-2], preserve_unit_loops=True)
+    return rows
+
+
+def _indexed_by(region, var) -> bool:
+    return any(
+        any(v.same_as(var) for v in tirx.analysis.undefined_vars(r.min)) for r in region.region
+    )

@@ -90,10 +90,9 @@ def learn_gates(
             gated = gated_params(graph, params, components, gates)
             _, grads = trainer.loss_and_grads(gated, *next(batches))
             grad = _gate_grads(graph, params, components, grads) + lam * cost
-            gates = np.clip(gate_optimizer.step({"g": gates}, {"g": grad})["g"], 0.0, 1.0)
             # d loss / d filter = gate * d loss / d gated filter: the gated_params scaling again.
-            grads = gated_params(graph, grads, components, gates)
-            params = weight_optimizer.step(params, grads)
+            params = weight_optimizer.step(params, gated_params(graph, grads, components, gates))
+            gates = np.clip(gate_optimizer.step({"g": gates}, {"g": grad})["g"], 0.0, 1.0)
         closed = [components[i] for i in np.argsort(gates) if gates[i] < threshold]
         plan = plan_from_ranked(graph, closed)
         gated = mask_params(graph, gated_params(graph, params, components, gates), plan)

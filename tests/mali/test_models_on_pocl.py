@@ -1,5 +1,6 @@
 """Whole models compiled for mali-g76 with the Mali rules, run on PoCL, equal to ORT (1e-4 of
-the output's scale): the bundled digits CNN and PP-OCRv4 det at 64x64."""
+the output's scale): the bundled digits CNN (also equal to the host LLVM build) and PP-OCRv4
+det at 64x64."""
 
 from __future__ import annotations
 
@@ -15,12 +16,14 @@ from ..conftest import DIGITS
 REL_TOL = 1e-4
 
 
-def test_digits_cnn_on_pocl_equals_ort(digits_mali):
+def test_digits_cnn_on_pocl_equals_ort_and_the_host_build(digits_mali, tmp_path):
     model, build, report = digits_mali
     inputs = random_inputs(model.inputs, seed=5)
     outputs = OpenCLRunner(build).run([inputs[spec.name] for spec in model.inputs])
     actual = {spec.name: out for spec, out in zip(model.outputs, outputs, strict=True)}
     assert_outputs_close(actual, run_ort(DIGITS / "digits_cnn.onnx", inputs), rel_tol=REL_TOL)
+    host = tvm_prune.compile(model, target="host", output=tmp_path / "host.tar")
+    assert_outputs_close(actual, host.run(inputs), rel_tol=REL_TOL)
     # Every kernel of this CNN is one the Mali rules handle.
     assert all(name.startswith("mali.") for name in report["scheduled"]), report
 

@@ -201,7 +201,8 @@ class OpenCLRunner:
         return [self._download(t) for t in outputs]
 
     def time(self, inputs: Sequence[np.ndarray], *, repeat: int = 5) -> float:
-        """Best wall-clock seconds of ``repeat`` whole runs (after one warm-up)."""
+        """Best wall-clock seconds of ``repeat`` whole runs (after one warm-up), including the
+        NaN-filled output buffer of every call (no memory pool, unlike TVM's VM)."""
         self.run(inputs)
         best = float("inf")
         for _ in range(repeat):

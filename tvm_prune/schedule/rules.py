@@ -17,6 +17,8 @@ _SETS = {
         cpu.Injective(),
         dl.cpu.Reduction(),
     ),
+    # HVX is programmed like a CPU's vector unit, 128-byte vectors (see cpu.base.cpu_params).
+    "hexagon": lambda: (cpu.Conv2d(), cpu.Matmul(), cpu.Pool(), cpu.Injective()),
 }
 
 

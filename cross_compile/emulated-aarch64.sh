@@ -10,6 +10,7 @@
 set -euo pipefail
 
 CACHE="${1:-${HOME}/.cache/tvm-prune/emulated-aarch64}"
+HERE="$(cd "$(dirname "$0")" && pwd)"
 TVM_VERSION="0.27.0.post1"
 TVM_FFI_VERSION="0.1.14.post1"
 HOST_PYTHON="${HOST_PYTHON:-$(command -v python3.11 || command -v python3)}"
@@ -39,11 +40,7 @@ CONF
   touch .sysroot.done
 fi
 
-if [ ! -f .qemu.done ]; then
-  step "qemu-aarch64-static (extracted from Debian's qemu-user-static; no binfmt registration)"
-  mkdir -p qemu && (cd qemu && apt-get download -qq qemu-user-static && dpkg-deb -x qemu-user-static_*.deb root)
-  touch .qemu.done
-fi
+QEMU_BIN="$("$HERE/qemu-user-static.sh" "$CACHE/qemu")"
 
 if [ ! -f .tvm.done ]; then
   step "aarch64 apache-tvm $TVM_VERSION wheel (runtime only is used on the device)"
@@ -69,7 +66,7 @@ export PYTHONHOME="$CACHE/sysroot/usr"
 export PYTHONPATH="$CACHE/site"
 export TVM_USE_RUNTIME_LIB=1
 export QEMU_CPU="\${QEMU_CPU:-cortex-a72}"
-exec "$CACHE/qemu/root/usr/bin/qemu-aarch64-static" -L "$CACHE/sysroot" -0 "$CACHE/bin/python3" \
+exec "$QEMU_BIN/qemu-aarch64-static" -L "$CACHE/sysroot" -0 "$CACHE/bin/python3" \
   "$CACHE/sysroot/usr/bin/python3.11" "\$@"
 WRAP
 chmod +x bin/python3

@@ -29,6 +29,7 @@ from ..pipeline import build_pipeline
 from ..target import TargetPreset, resolve_target
 from ..target.presets import export_target
 from ..transform import default_rewrites
+from . import hexagon
 from .archive import sha256_bytes, sha256_file, write_package
 from .metadata import PackageMetadata
 from .package import Package
@@ -103,7 +104,10 @@ def compile_model(
 
             mod, records_report = apply_tuning_records(mod, preset.target, Path(tuning_records))
         try:
-            executable = tvm.compile(mod, target=preset.target, relax_pipeline=pipeline)
+            if preset.target.kind.name == "hexagon":
+                kernels = hexagon.model_kernels(mod, preset.target, pipeline)
+            else:
+                executable = tvm.compile(mod, target=preset.target, relax_pipeline=pipeline)
         except TvmPruneError:
             raise
         except Exception as exc:
@@ -117,7 +121,11 @@ def compile_model(
     with tempfile.TemporaryDirectory(prefix="tvm-prune-") as tmp:
         lib_path = Path(tmp) / LIBRARY_MEMBER
         try:
-            executable.export_library(str(lib_path), fcompile=fcompile)
+            if preset.target.kind.name == "hexagon":
+                hexagon.link_shared(kernels, lib_path)
+                schedule_report["hexagon"] = hexagon.kernels_report(kernels)
+            else:
+                executable.export_library(str(lib_path), fcompile=fcompile)
         except TvmPruneError:
             raise
         except Exception as exc:

@@ -22,6 +22,8 @@ _SETS = {
         dl.cpu.Reduction(),
     ),
     "mali": lambda: mali.rules(),
+    # HVX is programmed like a CPU's vector unit, 128-byte vectors (see cpu.base.cpu_params).
+    "hexagon": lambda: (cpu.Conv2d(), cpu.Matmul(), cpu.Pool(), cpu.Injective()),
 }
 
 

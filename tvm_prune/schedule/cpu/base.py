@@ -33,6 +33,14 @@ class CpuParams:
 
 def cpu_params(target: tvm.target.Target) -> CpuParams:
     """Vector width and register count from the target's features, cores from ``num-cores``."""
+    if target.kind.name == "hexagon":
+        # HVX: 32 vector registers of 64 or 128 bytes; the DSP's hardware threads are used
+        # through the TVM Hexagon runtime's parallel launch.
+        mattr = list(target.attrs.get("mattr", []))
+        bits = 512 if "+hvx-length64b" in mattr else 1024
+        return CpuParams(
+            vector_bits=bits, vector_registers=32, cores=int(target.attrs.get("num-cores", 1))
+        )
     features = set(tvm.target.codegen.llvm_get_cpu_features(target))
     triple = str(target.attrs.get("mtriple", ""))
     if "avx512f" in features:
@@ -50,12 +58,13 @@ def cpu_params(target: tvm.target.Target) -> CpuParams:
 
 
 class CpuScheduleRule(dl.ScheduleRule):
-    """Base of tvm-prune's CPU rules: LLVM targets only, and a name for the compile report."""
+    """Base of tvm-prune's CPU rules: LLVM targets (and Hexagon, whose scalar core and HVX
+    vectors are programmed the same way), and a name for the compile report."""
 
     name = "cpu"
 
     def is_target_available(self, target: tvm.target.Target) -> bool:
-        return target.kind.name == "llvm"
+        return target.kind.name in ("llvm", "hexagon")
 
 
 def not_mine(rule: str, func_name: str, reason: str) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from tvm.s_tir import dlight as dl
 
 from ..target import TargetPreset
-from . import cpu
+from . import cpu, hexagon
 
 _SETS = {
     # x86 and Arm share the family; the numbers come from each target.
@@ -17,8 +17,15 @@ _SETS = {
         cpu.Injective(),
         dl.cpu.Reduction(),
     ),
-    # HVX is programmed like a CPU's vector unit, 128-byte vectors (see cpu.base.cpu_params).
-    "hexagon": lambda: (cpu.Conv2d(), cpu.Matmul(), cpu.Pool(), cpu.Injective()),
+    # HVX is programmed like a CPU's vector unit, 128-byte vectors (see cpu.base.cpu_params);
+    # int8 dense gets the vrmpy instruction first.
+    "hexagon": lambda: (
+        hexagon.VrmpyDense(),
+        cpu.Conv2d(),
+        cpu.Matmul(),
+        cpu.Pool(),
+        cpu.Injective(),
+    ),
 }
 
 

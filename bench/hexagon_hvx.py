@@ -48,6 +48,18 @@ def _kernels():
             ),
         ],
     )
+    u = te.placeholder((8, 256), "uint8", name="a")
+    yield (
+        "uint8 x int8 dense 8x256x64 (vrmpy)",
+        [
+            u,
+            b,
+            te.compute(
+                (8, 64),
+                lambda i, j: te.sum(u[i, k].astype("int32") * b[j, k].astype("int32"), axis=k),
+            ),
+        ],
+    )
     xf = te.placeholder((1, 16, 14, 14), "float32", name="x")
     wf = te.placeholder((32, 16, 3, 3), "float32", name="w")
     yield "f32 conv3x3 16->32ch 14x14", [xf, wf, topi.nn.conv2d_nchw(xf, wf, 1, 1, 1)]

@@ -106,6 +106,23 @@ def test_int8_dense_runs_bit_exact_with_hvx():
     np.testing.assert_array_equal(out, x.astype(np.int64) @ w.astype(np.int64).T)
 
 
+def test_uint8_int8_dense_uses_vrmpy_and_runs_bit_exact():
+    a = te.placeholder((8, 256), "uint8", name="a")
+    b = te.placeholder((64, 256), "int8", name="b")
+    k = te.reduce_axis((0, 256), name="k")
+    c = te.compute(
+        (8, 64), lambda i, j: te.sum(a[i, k].astype("int32") * b[j, k].astype("int32"), axis=k)
+    )
+    mod, report = _scheduled([a, b, c], "dense")
+    assert report["scheduled"] == {"VrmpyDense": 1}, report
+    kernels = build_kernels(mod, PRESET.target)
+    assert "vrmpy(" in kernels.assembly
+    x = RNG.integers(0, 256, (8, 256), dtype=np.uint8)
+    w = _int8((64, 256))
+    (out,) = run_kernel(kernels, "dense", [x, w], [((8, 64), "int32")])
+    np.testing.assert_array_equal(out, x.astype(np.int64) @ w.astype(np.int64).T)
+
+
 def test_emulation_catches_a_wrong_call():
     """Negative controls: swapped operands of a subtraction give a different result, and a
     tensor of the wrong shape is refused by the kernel's own argument checks."""

@@ -9,7 +9,7 @@ import tvm
 from tvm.s_tir import dlight as dl
 
 from ..target import TargetPreset
-from . import cpu, mali
+from . import cpu, hexagon, mali
 
 _SETS = {
     # x86 and Arm share the family; the numbers come from each target.
@@ -22,8 +22,15 @@ _SETS = {
         dl.cpu.Reduction(),
     ),
     "mali": lambda: mali.rules(),
-    # HVX is programmed like a CPU's vector unit, 128-byte vectors (see cpu.base.cpu_params).
-    "hexagon": lambda: (cpu.Conv2d(), cpu.Matmul(), cpu.Pool(), cpu.Injective()),
+    # HVX is programmed like a CPU's vector unit, 128-byte vectors (see cpu.base.cpu_params);
+    # int8 dense gets the vrmpy instruction first.
+    "hexagon": lambda: (
+        hexagon.VrmpyDense(),
+        cpu.Conv2d(),
+        cpu.Matmul(),
+        cpu.Pool(),
+        cpu.Injective(),
+    ),
 }
 
 

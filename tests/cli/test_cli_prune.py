@@ -60,6 +60,7 @@ def test_compile_with_prune_records_the_plan(tmp_path):
         "EmitUpsampleKernels",
         "LowerConvTransposeToConv",
         "DenseToGroupedConv",
+        "RegroupConv",  # the host preset splits grouped convs it runs slowly
     ]
     assert meta["transforms"][0]["report"]["method"] == "magnitude"
 

@@ -228,6 +228,7 @@ def test_ppocr_det_with_and_without_the_rewrites(tmp_path):
             "EmitUpsampleKernels",
             "LowerConvTransposeToConv",
             "DenseToGroupedConv",
+            "RegroupConv",
         ],
     )
     assert [t["name"] for t in plain.metadata.transforms] == []

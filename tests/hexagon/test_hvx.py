@@ -90,34 +90,25 @@ def test_int8_conv2d_runs_bit_exact_with_hvx(groups):
     np.testing.assert_array_equal(out, _conv_reference(data, weight, groups))
 
 
-def test_int8_dense_runs_bit_exact_with_hvx():
-    a = te.placeholder((8, 256), "int8", name="a")
+@pytest.mark.parametrize(
+    ("data_dtype", "rule", "instruction"),
+    [("int8", "Matmul", "vmpy"), ("uint8", "VrmpyDense", "vrmpy(")],
+    ids=["int8-cpu-rule", "uint8-vrmpy"],
+)
+def test_dense_runs_bit_exact_with_hvx(data_dtype, rule, instruction):
+    """int8 x int8 goes to the CPU Matmul rule; uint8 x int8 to vrmpy (32 x 4 products)."""
+    a = te.placeholder((8, 256), data_dtype, name="a")
     b = te.placeholder((64, 256), "int8", name="b")
     k = te.reduce_axis((0, 256), name="k")
     c = te.compute(
         (8, 64), lambda i, j: te.sum(a[i, k].astype("int32") * b[j, k].astype("int32"), axis=k)
     )
     mod, report = _scheduled([a, b, c], "dense")
-    assert report["scheduled"] == {"Matmul": 1}, report
+    assert report["scheduled"] == {rule: 1}, report
     kernels = build_kernels(mod, PRESET.target)
-    assert hvx_instruction_counts(kernels.assembly)["hvx"] > 0
-    x, w = _int8((8, 256)), _int8((64, 256))
-    (out,) = run_kernel(kernels, "dense", [x, w], [((8, 64), "int32")])
-    np.testing.assert_array_equal(out, x.astype(np.int64) @ w.astype(np.int64).T)
-
-
-def test_uint8_int8_dense_uses_vrmpy_and_runs_bit_exact():
-    a = te.placeholder((8, 256), "uint8", name="a")
-    b = te.placeholder((64, 256), "int8", name="b")
-    k = te.reduce_axis((0, 256), name="k")
-    c = te.compute(
-        (8, 64), lambda i, j: te.sum(a[i, k].astype("int32") * b[j, k].astype("int32"), axis=k)
-    )
-    mod, report = _scheduled([a, b, c], "dense")
-    assert report["scheduled"] == {"VrmpyDense": 1}, report
-    kernels = build_kernels(mod, PRESET.target)
-    assert "vrmpy(" in kernels.assembly
-    x = RNG.integers(0, 256, (8, 256), dtype=np.uint8)
+    assert instruction in kernels.assembly
+    info = np.iinfo(data_dtype)
+    x = RNG.integers(info.min, info.max + 1, (8, 256), dtype=data_dtype)
     w = _int8((64, 256))
     (out,) = run_kernel(kernels, "dense", [x, w], [((8, 64), "int32")])
     np.testing.assert_array_equal(out, x.astype(np.int64) @ w.astype(np.int64).T)

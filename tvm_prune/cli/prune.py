@@ -79,13 +79,9 @@ def prune_from_args(model, args: argparse.Namespace):
         progress=True,
     )
     print(plan.table())
-    if args.report:
-        _write_report(pruned.transforms[-1].report, args.report)
-    if args.plot:
-        from ..prune.plots import write_plots
+    from ..prune.plots import write_plots
 
-        for path in write_plots(plan, Path(args.plot)):
-            logger.info("wrote %s", path)
+    _write_outputs(args, pruned, lambda folder: write_plots(plan, folder))
     return pruned, plan
 
 
@@ -111,14 +107,19 @@ def _prune_channels(model, args: argparse.Namespace, data):
         multiple=args.round_channels,
     )
     print(channel_table(report))
+    from ..prune.plots import write_channel_plots
+
+    _write_outputs(args, pruned, lambda folder: write_channel_plots(report, folder))
+    return pruned, report
+
+
+def _write_outputs(args: argparse.Namespace, pruned, write_plots) -> None:
+    """The report JSON (``--report``) and the plots (``--plot``, via ``write_plots(folder)``)."""
     if args.report:
         _write_report(pruned.transforms[-1].report, args.report)
     if args.plot:
-        from ..prune.plots import write_channel_plots
-
-        for path in write_channel_plots(report, Path(args.plot)):
+        for path in write_plots(Path(args.plot)):
             logger.info("wrote %s", path)
-    return pruned, report
 
 
 def _write_report(report, path: str) -> None:

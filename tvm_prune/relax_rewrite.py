@@ -3,7 +3,7 @@
 :func:`rewrite_relax_functions` visits every Relax function with a mutator. :func:`rewrite_calls`
 is the one mechanism of the passes that rewrite one operator: every call of it that is seen
 gets a report entry, and a rewrite that cannot be exact raises :class:`RewriteRefused`, which
-leaves the call as it is and records why.
+leaves the call as it is and records why. :func:`conv2d_like` rebuilds a conv with new operands.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import tvm
 from tvm import relax
 from tvm.relax import Call, Expr, PyExprMutator, expr_functor
@@ -78,3 +79,23 @@ def static_shape(expr: Expr) -> list[int] | None:
         return [int(d) for d in shape]
     except TypeError:
         return None
+
+
+def conv2d_like(call: Call, data: Expr, weight: Expr | np.ndarray, groups: int) -> Expr:
+    """``call`` (a ``relax.nn.conv2d``) on ``data`` and ``weight`` (an expression, or an array
+    that becomes a constant) with ``groups``: every other attribute kept."""
+    attrs = call.attrs
+    if isinstance(weight, np.ndarray):
+        weight = relax.const(np.ascontiguousarray(weight))
+    return relax.op.nn.conv2d(
+        data,
+        weight,
+        strides=[int(s) for s in attrs.strides],
+        padding=[int(p) for p in attrs.padding],
+        dilation=[int(d) for d in attrs.dilation],
+        groups=groups,
+        data_layout=str(attrs.data_layout),
+        kernel_layout=str(attrs.kernel_layout),
+        out_layout=str(attrs.out_layout),
+        out_dtype=attrs.out_dtype,
+    )

@@ -44,7 +44,7 @@ from tvm import relax
 from tvm.relax import Call, Expr, PyExprMutator
 
 from ..prune.depgraph import ELEMENTWISE_BINARY, NCHW_ONLY, PER_CHANNEL_UNARY, flat_args, op_name
-from ..relax_rewrite import RewriteRefused, rewrite_calls, static_shape
+from ..relax_rewrite import RewriteRefused, conv2d_like, rewrite_calls, static_shape
 from .block_diagonal import find_blocks
 
 CONV_OP = "relax.nn.conv2d"
@@ -109,10 +109,10 @@ class _DenseToGrouped:
             weights = weights[:, np.argsort(order)]
             entry.update(rewritten=False, reason="not block-diagonal", input_permutation="folded")
             self.changed = True
-            return conv_like(call, self._chain_source(mutator, data, new_data, order), weights, 1)
+            return conv2d_like(call, self._chain_source(mutator, data, new_data, order), weights, 1)
         groups = structure.groups
         new_data, input_permutation = self._permuted_input(mutator, data, structure.in_order)
-        grouped = conv_like(call, new_data, structure.grouped_kernel(weights), groups)
+        grouped = conv2d_like(call, new_data, structure.grouped_kernel(weights), groups)
         self.changed = True
         entry.update(
             rewritten=True,
@@ -151,7 +151,9 @@ class _DenseToGrouped:
             return self._take(mutator, data, order), "explicit"
         conv, chain = producer
         root = mutator.builder_.emit(
-            conv_like(conv, conv.args[0], conv.args[1].value.numpy()[order], int(conv.attrs.groups))
+            conv2d_like(
+                conv, conv.args[0], conv.args[1].value.numpy()[order], int(conv.attrs.groups)
+            )
         )
         return self._emit_chain(mutator, chain, root, order), "folded"
 
@@ -301,23 +303,6 @@ def _reorder_constant(array: np.ndarray, order: np.ndarray) -> tvm.ir.GenericCon
     if axis < 0 or array.shape[axis] == 1:
         return relax.const(array)
     return relax.const(np.ascontiguousarray(np.take(array, order, axis=axis)))
-
-
-def conv_like(call: Call, data: Expr, weights: np.ndarray, groups: int) -> Expr:
-    """``call`` (a conv2d) on ``data`` with the constant kernel ``weights`` and ``groups``."""
-    attrs = call.attrs
-    return relax.op.nn.conv2d(
-        data,
-        relax.const(np.ascontiguousarray(weights)),
-        strides=[int(s) for s in attrs.strides],
-        padding=[int(p) for p in attrs.padding],
-        dilation=[int(d) for d in attrs.dilation],
-        groups=groups,
-        data_layout=str(attrs.data_layout),
-        kernel_layout=str(attrs.kernel_layout),
-        out_layout=str(attrs.out_layout),
-        out_dtype=attrs.out_dtype,
-    )
 
 
 def _use_counts(mod: tvm.IRModule) -> dict[relax.Var, int]:

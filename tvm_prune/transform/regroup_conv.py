@@ -41,9 +41,8 @@ from tvm import relax
 from tvm.relax import Call, Expr, PyExprMutator
 
 from ..prune.depgraph import op_name
-from ..relax_rewrite import RewriteRefused, rewrite_calls, static_shape
+from ..relax_rewrite import RewriteRefused, conv2d_like, rewrite_calls, static_shape
 from ..target.presets import ConvGroupSupport
-from .dense_to_grouped import conv_like
 
 CONV_OP = "relax.nn.conv2d"
 TRAFFIC_COST = 4
@@ -101,11 +100,11 @@ def _regroup(support, mutator: PyExprMutator, call: Call, entry: dict[str, Any])
         return _split(mutator, call, weights, groups, shuffled)
     kernel = regroup_kernel(weights, groups, coarser)
     if shuffled is None:
-        return conv_like(call, data, kernel, coarser)
+        return conv2d_like(call, data, kernel, coarser)
     source, order = shuffled
     scattered = np.zeros_like(kernel)
     scattered[:, order] = kernel
-    return conv_like(call, source, scattered, 1)
+    return conv2d_like(call, source, scattered, 1)
 
 
 def form_costs(support, in_shape, out_shape, kernel_shape, groups: int) -> dict[str, float]:
@@ -186,7 +185,7 @@ def _split(mutator, call: Call, weights: np.ndarray, groups: int, shuffled) -> E
         ]
     per_out = weights.shape[0] // groups
     outputs = [
-        mutator.builder_.emit(conv_like(call, part, weights[b * per_out : (b + 1) * per_out], 1))
+        mutator.builder_.emit(conv2d_like(call, part, weights[b * per_out : (b + 1) * per_out], 1))
         for b, part in enumerate(slices)
     ]
     return relax.op.concat(outputs, axis=1)

@@ -20,6 +20,7 @@ from ..prune.depgraph import (
     per_channel_axis,
     shape_of,
 )
+from ..relax_rewrite import conv2d_like
 
 # Ops that turn an all-zero input into an all-zero output (the removed channels' values are
 # then not worth carrying). Multiply is zero if any mapped factor is.
@@ -328,17 +329,5 @@ def _relink(call, args, *, groups: int | None = None):
     """``call`` with new arguments (and, for a depthwise conv, ``groups``)."""
     op = op_name(call)
     if op == "relax.nn.conv2d" and is_depthwise(call) and groups is not None:
-        a = call.attrs
-        return relax.op.nn.conv2d(
-            args[0],
-            args[1],
-            strides=[int(s) for s in a.strides],
-            padding=[int(p) for p in a.padding],
-            dilation=[int(d) for d in a.dilation],
-            groups=groups,
-            data_layout=str(a.data_layout),
-            kernel_layout=str(a.kernel_layout),
-            out_layout=str(a.out_layout),
-            out_dtype=a.out_dtype,
-        )
+        return conv2d_like(call, args[0], args[1], groups)
     return relax.Call(call.op, args, call.attrs, call.ty_args)

@@ -132,12 +132,12 @@ def kernels_report(kernels: HexagonKernels) -> dict:
 def link_shared(kernels: HexagonKernels, path: Path) -> Path:
     """A Hexagon shared object at ``path`` exporting every kernel (for a TVM Hexagon runtime)."""
     with tempfile.TemporaryDirectory(prefix="tvm-prune-hexagon-") as tmp:
-        obj = kernels.object_file(Path(tmp) / "kernels.o")
-        run_tool([find_tool(LLD), "-m", "hexagonelf", "-shared", str(obj), "-o", str(path)])
+        _lld_link_shared(path, [kernels.object_file(Path(tmp) / "kernels.o")])
     return path
 
 
 def _lld_link_shared(so_name, objects, extra_args=None) -> int:
+    """TVM's ``link_shared`` hook (objects may come as ``StringImm``), done by Debian's lld."""
     del extra_args
     paths = [o.value if isinstance(o, tvm.ir.StringImm) else str(o) for o in objects]
     run_tool([find_tool(LLD), "-m", "hexagonelf", "-shared", *paths, "-o", str(so_name)])

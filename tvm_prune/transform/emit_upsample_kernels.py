@@ -236,17 +236,24 @@ def _upsample_func(
     out = _upsample_te(x, rows, cols, border, added)
     sch = tvm.s_tir.Schedule(te.create_prim_func([x, out] if added is None else [x, added, out]))
     block = sch.get_sblock("upsample")
-    if not on_gpu:
-        b, ch, q, r_h, _, r_w = sch.get_loops(block)
-        sch.parallel(sch.fuse(b, ch, q))
-        sch.unroll(r_h)
-        sch.unroll(r_w)
     # Write (n, c, q, r_h, p, r_w) straight to (n, c, s_h*q + r_h, s_w*p + r_w): no reshape.
     sch.transform_layout(
         block,
         ("write", 0),
         lambda n, c, q, r_h, p, r_w: (n, c, q * rows.scale + r_h, p * cols.scale + r_w),
     )
+    if not on_gpu:
+        b, ch, q, r_h, p, r_w = sch.get_loops(block)
+        sch.parallel(sch.fuse(b, ch, q))
+        sch.unroll(r_h)
+        sch.unroll(r_w)
+        # Only the first and last columns' taps can leave the image: with those split off, the
+        # interior loop's clamps simplify away and its loads are contiguous vectors (clamped
+        # indices made LLVM load lane by lane).
+        before, after = cols.pad
+        parts = [f for f in (before, w - before - after, after) if f > 0]
+        if len(parts) > 1 and before + after < w:
+            sch.loop_partition(p, [*parts[:-1], None])
     func = sch.mod["main"].without_attr("global_symbol")
     if not on_gpu:
         func = func.with_attr("tirx.is_scheduled", True)

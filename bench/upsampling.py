@@ -1,11 +1,13 @@
 """Upsampling kernels side by side: ONNX Runtime's Resize, TVM's resize2d, TVM's generic
 conv2d_transpose (``LowerUpsampling`` alone) and the weight-free polyphase kernel
 (``LowerUpsampling`` + ``EmitUpsampleKernels``), on 1x64x160x160, x2 and x4, nearest and bilinear.
+A second table decides ``FoldUpsampleIntoConv``: nearest x2 + 3x3 conv compiled by tvm-prune
+with the fold and without it (the resize then becomes the polyphase kernel), next to ORT.
 
     python bench/upsampling.py [--repeat 20]
 
-Timings alternate between the four so machine noise hits all; the table gives medians in ms and
-ratios to ONNX Runtime.
+Timings alternate between the variants so machine noise hits all; the tables give medians in ms
+and ratios to ONNX Runtime.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ from tvm_prune.transform.emit_upsample_kernels import EmitUpsampleKernels
 from tvm_prune.transform.lower_upsampling import LowerUpsampling
 
 SHAPE = (1, 64, 160, 160)
+# (input shape, conv output channels): decoder-like resize-convs.
+FOLD_CASES = [((1, 64, 80, 80), 64), ((1, 96, 80, 80), 24), ((1, 128, 40, 40), 128)]
 CASES = [
     ("nearest", "asymmetric", 2),
     ("nearest", "asymmetric", 4),
@@ -71,7 +75,41 @@ def main() -> None:
                 (f"{mode} x{scale}", *(f"{t:.2f} ({t / ort:.1f}x)" for t in times.values()))
             )
             print(f"done: {mode} x{scale}", flush=True)
-    header = ("case", *runners)
+        _print_table(("case", *runners), rows)
+        _print_table(*_fold_table(Path(tmp), args.repeat))
+
+
+def _fold_table(tmp: Path, repeat: int):
+    rows = []
+    for shape, out_channels in FOLD_CASES:
+        path = models.save(models.resize_conv(shape, (2, 2), out_channels), tmp / "rc.onnx")
+        x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+        runners = {}
+        for name, disabled in (("resize kernel + conv", ["FoldUpsampleIntoConv"]), ("folded", [])):
+            package = tvm_prune.compile(
+                path, output=tmp / "rc.tar", target="host", disabled_passes=disabled
+            )
+            runner = package.runner()
+            runners[name] = lambda x, runner=runner: runner.run({"x": x})["out"]
+        runners["ORT"] = lambda x, run=_ort(path, "out"): run(x)
+        reference = runners["ORT"](x)
+        for name, run in runners.items():
+            assert relative_error(run(x), reference) < 1e-5, name
+        times = _alternating_medians(runners, x, repeat)
+        ort = times["ORT"]
+        speedup = times["resize kernel + conv"] / times["folded"]
+        rows.append(
+            (
+                f"{shape[1]}->{out_channels} at {shape[2]}x{shape[3]}",
+                *(f"{t:.2f} ({t / ort:.1f}x)" for t in times.values()),
+                f"{speedup:.2f}",
+            )
+        )
+        print(f"done: fold {shape} -> {out_channels}", flush=True)
+    return ("nearest x2 + conv3x3", *runners, "fold speedup"), rows
+
+
+def _print_table(header, rows):
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     for row in [header, *rows]:
         print(" | ".join(str(c).ljust(w) for c, w in zip(row, widths)))
@@ -94,13 +132,14 @@ def _numpy(value):
     return value if isinstance(value, np.ndarray) else value.numpy()
 
 
-def _ort(path):
+def _ort(path, output=None):
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = os.cpu_count() or 1
     session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    return lambda x: session.run(None, {"x": x})[0]
+    outputs = None if output is None else [output]
+    return lambda x: session.run(outputs, {"x": x})[0]
 
 
 def _alternating_medians(runners, x, repeat):

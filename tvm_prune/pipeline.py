@@ -52,6 +52,10 @@ def build_pipeline(
         with target:
             passes = [
                 *cpu_generic.library_dispatch_passes(target),
+                # Inference batch norm as multiply-add on constants, which legalize folds and
+                # fusion puts into the producing conv's epilogue (batch_norm itself stays a
+                # kernel of its own, a pass over memory with a square root per element).
+                relax.transform.DecomposeOpsForInference(),
                 *cpu_generic.legalize_passes(target),
                 *schedule,
                 *cpu_generic.dataflow_lower_passes(target),

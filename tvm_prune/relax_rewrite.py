@@ -3,7 +3,8 @@
 :func:`rewrite_relax_functions` visits every Relax function with a mutator. :func:`rewrite_calls`
 is the one mechanism of the passes that rewrite one operator: every call of it that is seen
 gets a report entry, and a rewrite that cannot be exact raises :class:`RewriteRefused`, which
-leaves the call as it is and records why. :func:`conv2d_like` rebuilds a conv with new operands.
+leaves the call as it is and records why. :func:`conv2d_like` rebuilds a conv with new operands,
+:func:`pixel_shuffle` interleaves per-phase outputs, :func:`use_counts` counts variable reads.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 import numpy as np
 import tvm
 from tvm import relax
-from tvm.relax import Call, Expr, PyExprMutator, expr_functor
+from tvm.relax import Call, Expr, PyExprMutator, PyExprVisitor, expr_functor
 
 
 class RewriteRefused(Exception):
@@ -81,9 +82,17 @@ def static_shape(expr: Expr) -> list[int] | None:
         return None
 
 
-def conv2d_like(call: Call, data: Expr, weight: Expr | np.ndarray, groups: int) -> Expr:
+def conv2d_like(
+    call: Call,
+    data: Expr,
+    weight: Expr | np.ndarray,
+    groups: int,
+    *,
+    padding: list[int] | None = None,
+) -> Expr:
     """``call`` (a ``relax.nn.conv2d``) on ``data`` and ``weight`` (an expression, or an array
-    that becomes a constant) with ``groups``: every other attribute kept."""
+    that becomes a constant) with ``groups`` (and ``padding``, if given): every other attribute
+    kept."""
     attrs = call.attrs
     if isinstance(weight, np.ndarray):
         weight = relax.const(np.ascontiguousarray(weight))
@@ -91,7 +100,7 @@ def conv2d_like(call: Call, data: Expr, weight: Expr | np.ndarray, groups: int) 
         data,
         weight,
         strides=[int(s) for s in attrs.strides],
-        padding=[int(p) for p in attrs.padding],
+        padding=[int(p) for p in attrs.padding] if padding is None else padding,
         dilation=[int(d) for d in attrs.dilation],
         groups=groups,
         data_layout=str(attrs.data_layout),
@@ -99,3 +108,28 @@ def conv2d_like(call: Call, data: Expr, weight: Expr | np.ndarray, groups: int) 
         out_layout=str(attrs.out_layout),
         out_dtype=attrs.out_dtype,
     )
+
+
+def pixel_shuffle(mutator: PyExprMutator, blocks: Expr, out_shape: list[int]) -> Expr:
+    """``blocks[n, c, r_h, r_w, h, w]`` (one ``[h, w]`` map per output phase) interleaved into
+    ``out[n, c, s_h * h + r_h, s_w * w + r_w]`` of ``out_shape``."""
+    interleaved = mutator.builder_.emit(relax.op.permute_dims(blocks, [0, 1, 4, 2, 5, 3]))
+    return relax.op.reshape(interleaved, out_shape)
+
+
+def use_counts(mod: tvm.IRModule) -> dict[relax.Var, int]:
+    """How often each Relax variable is read, over all Relax functions of ``mod``."""
+    counts: dict[relax.Var, int] = {}
+
+    @expr_functor.visitor
+    class _Counter(PyExprVisitor):
+        def visit_var_(self, var: relax.Var) -> None:
+            counts[var] = counts.get(var, 0) + 1
+
+        def visit_dataflow_var_(self, var: relax.DataflowVar) -> None:
+            counts[var] = counts.get(var, 0) + 1
+
+    for _, func in mod.functions_items():
+        if isinstance(func, relax.Function):
+            _Counter().visit_expr(func)
+    return counts

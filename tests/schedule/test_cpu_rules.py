@@ -15,6 +15,7 @@ from tvm import relax
 from tvm_prune.frontend import load_onnx
 from tvm_prune.pipeline import build_pipeline
 from tvm_prune.schedule import cpu
+from tvm_prune.schedule.apply_schedule_rules import SCHEDULED_ATTR, ApplyScheduleRules
 from tvm_prune.target import resolve_target
 from tvm_prune.testing import models, networks
 from tvm_prune.testing.ort import assert_outputs_close, run_ort
@@ -184,6 +185,22 @@ def test_rules_return_none_when_not_theirs(tmp_path):
     assert cpu.Conv2d().apply(matmul_func, target, False) is None
     assert cpu.Pool().apply(matmul_func, target, False) is None
     assert cpu.Matmul().apply(matmul_func, target, False) is not None
+
+
+def test_rules_leave_the_input_module_unchanged(tmp_path):
+    conv = models.save(
+        networks.single_op("Conv", (1, 4, 6, 6), weight=(4, 4, 3, 3)), tmp_path / "conv.onnx"
+    )
+    target, kernels = _fused_kernels(conv)
+    before = tvm.IRModule(kernels)
+    with target:
+        after = ApplyScheduleRules((cpu.Conv2d(),))(before)
+
+    def scheduled(mod):
+        return {gv.name_hint for gv, f in mod.functions_items() if f.attrs.get(SCHEDULED_ATTR)}
+
+    assert scheduled(before) == set()
+    assert scheduled(after) == {name for name in kernels if "conv2d" in name}
 
 
 def test_report_counts_fallbacks_without_rules(conv_model):

@@ -58,8 +58,10 @@ class ApplyScheduleRules:
             name, sch = result
             scheduled[name] += 1
             updates[gvar] = sch.mod["main"].with_attr(SCHEDULED_ATTR, True)
-        for gvar, func in updates.items():
-            mod[gvar] = func
+        if updates:
+            mod = mod.clone()  # the caller's module stays as it was
+            for gvar, func in updates.items():
+                mod[gvar] = func
         self.report.update(
             scheduled=dict(sorted(scheduled.items())),
             fallback=len(fallback),

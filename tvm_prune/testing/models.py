@@ -307,6 +307,58 @@ def resize(
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
 
 
+def resize_conv(
+    shape: tuple[int, int, int, int],
+    scales: tuple[int, int],
+    out_channels: int,
+    *,
+    kernel: tuple[int, int] = (3, 3),
+    pads: tuple[int, int, int, int] = (1, 1, 1, 1),
+    group: int = 1,
+    strides: tuple[int, int] = (1, 1),
+    mode: str = "nearest",
+    coordinate_mode: str = "asymmetric",
+    nearest_mode: str = "floor",
+    second_reader: bool = False,
+    seed: int = 0,
+) -> onnx.ModelProto:
+    """``y = Relu(Conv(Resize(x, scales), W, b))`` (a decoder's resize-conv upsampling); with
+    ``second_reader`` the upsampled map is also an output, ``u``."""
+    resized = resize(
+        shape, scales, mode=mode, coordinate_mode=coordinate_mode, nearest_mode=nearest_mode
+    )
+    rng = _rng(seed)
+    n, c, h, w = shape
+    up = (h * scales[0], w * scales[1])
+    out_size = [(up[i] + pads[i] + pads[i + 2] - kernel[i]) // strides[i] + 1 for i in range(2)]
+    fan_in = c // group * kernel[0] * kernel[1]
+    weight = rng.standard_normal((out_channels, c // group, *kernel)) / np.sqrt(fan_in)
+    nodes = [
+        *resized.graph.node,
+        helper.make_node(
+            "Conv", ["y", "w", "b"], ["conv"], pads=list(pads), group=group, strides=list(strides)
+        ),
+        helper.make_node("Relu", ["conv"], ["out"]),
+    ]
+    outputs = [
+        helper.make_tensor_value_info("out", TensorProto.FLOAT, [n, out_channels, *out_size])
+    ]
+    if second_reader:
+        outputs.append(helper.make_tensor_value_info("y", TensorProto.FLOAT, [n, c, *up]))
+    graph = helper.make_graph(
+        nodes,
+        "resize_conv",
+        list(resized.graph.input),
+        outputs,
+        [
+            *resized.graph.initializer,
+            numpy_helper.from_array(weight.astype(np.float32), "w"),
+            numpy_helper.from_array(rng.standard_normal(out_channels).astype(np.float32), "b"),
+        ],
+    )
+    return helper.make_model(graph, opset_imports=list(resized.opset_import))
+
+
 def upsample(
     shape: tuple[int, int, int, int], scales: tuple[int, int], *, mode: str
 ) -> onnx.ModelProto:

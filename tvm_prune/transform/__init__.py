@@ -11,6 +11,7 @@ disabled list).
 from ..target.presets import TargetPreset
 from .dense_to_grouped import DenseToGroupedConv
 from .emit_upsample_kernels import EmitUpsampleKernels
+from .fold_upsample_into_conv import FoldUpsampleIntoConv
 from .lower_conv_transpose import LowerConvTransposeToConv
 from .lower_upsampling import LowerUpsampling
 from .prune_weights import PruneWeights
@@ -22,6 +23,7 @@ def default_rewrites(preset: TargetPreset | None = None) -> list:
     """The rewrites run at compile, in order, after the weights are bound; ``RegroupConv`` too
     when ``preset`` declares which conv groupings it runs."""
     rewrites = [
+        FoldUpsampleIntoConv(),
         LowerUpsampling(),
         EmitUpsampleKernels(),
         LowerConvTransposeToConv(),
@@ -35,6 +37,7 @@ def default_rewrites(preset: TargetPreset | None = None) -> list:
 __all__ = [
     "DenseToGroupedConv",
     "EmitUpsampleKernels",
+    "FoldUpsampleIntoConv",
     "LowerConvTransposeToConv",
     "LowerUpsampling",
     "PruneWeights",

@@ -44,7 +44,7 @@ from tvm import relax
 from tvm.relax import Call, Expr, PyExprMutator
 
 from ..prune.depgraph import ELEMENTWISE_BINARY, NCHW_ONLY, PER_CHANNEL_UNARY, flat_args, op_name
-from ..relax_rewrite import RewriteRefused, conv2d_like, rewrite_calls, static_shape
+from ..relax_rewrite import RewriteRefused, conv2d_like, rewrite_calls, static_shape, use_counts
 from .block_diagonal import find_blocks
 
 CONV_OP = "relax.nn.conv2d"
@@ -61,7 +61,7 @@ class DenseToGroupedConv:
 
     def transform_module(self, mod: tvm.IRModule, ctx: tvm.transform.PassContext) -> tvm.IRModule:
         self.report = []
-        rewrite = _DenseToGrouped(_use_counts(mod))
+        rewrite = _DenseToGrouped(use_counts(mod))
         mod = rewrite_calls(mod, CONV_OP, rewrite, self.report, rewrite.describe)
         if rewrite.changed:
             # The folded producers' old chains are left unused.
@@ -303,21 +303,3 @@ def _reorder_constant(array: np.ndarray, order: np.ndarray) -> tvm.ir.GenericCon
     if axis < 0 or array.shape[axis] == 1:
         return relax.const(array)
     return relax.const(np.ascontiguousarray(np.take(array, order, axis=axis)))
-
-
-def _use_counts(mod: tvm.IRModule) -> dict[relax.Var, int]:
-    """How many bindings (or function results) read each variable of each Relax function."""
-    uses: dict[relax.Var, int] = {}
-
-    def count(expr) -> None:
-        for var in flat_args(expr) if not isinstance(expr, relax.Var) else [expr]:
-            uses[var] = uses.get(var, 0) + 1
-
-    for _, func in mod.functions_items():
-        if not isinstance(func, relax.Function) or not isinstance(func.body, relax.SeqExpr):
-            continue
-        for block in func.body.blocks:
-            for binding in block.bindings:
-                count(binding.value)
-        count(func.body.body)
-    return uses

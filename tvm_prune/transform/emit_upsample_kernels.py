@@ -35,9 +35,9 @@ from typing import Any
 import numpy as np
 import tvm
 from tvm import relax, te, tirx
-from tvm.relax import Call, Expr, PyExprMutator, PyExprVisitor, expr_functor
+from tvm.relax import Call, Expr, PyExprMutator
 
-from ..relax_rewrite import RewriteRefused, rewrite_calls, static_shape
+from ..relax_rewrite import RewriteRefused, rewrite_calls, static_shape, use_counts
 from .upsample_kernel import NotAStencil, Stencil1D, stencil_from_transposed_conv
 
 CONV_TRANSPOSE_OP = "relax.nn.conv2d_transpose"
@@ -64,7 +64,7 @@ class EmitUpsampleKernels:
 
         mod = rewrite_calls(mod, CONV_TRANSPOSE_OP, emit, self.report)
         if kernels:
-            uses = _use_counts(mod)
+            uses = use_counts(mod)
 
             def fuse_add(mutator: PyExprMutator, call: Call, _entry: dict[str, Any]) -> Expr:
                 for upsampled, other in (call.args, reversed(call.args)):
@@ -112,24 +112,6 @@ def _emitted(mutator: PyExprMutator, expr: Expr, kernels: dict[str, _Kernel]) ->
         return None
     callee = bound.args[0]
     return kernels.get(callee.name_hint) if isinstance(callee, tvm.ir.GlobalVar) else None
-
-
-def _use_counts(mod: tvm.IRModule) -> dict[relax.Var, int]:
-    """How often each Relax variable is read, over all Relax functions of ``mod``."""
-    counts: dict[relax.Var, int] = {}
-
-    @expr_functor.visitor
-    class _Counter(PyExprVisitor):
-        def visit_var_(self, var: relax.Var) -> None:
-            counts[var] = counts.get(var, 0) + 1
-
-        def visit_dataflow_var_(self, var: relax.DataflowVar) -> None:
-            counts[var] = counts.get(var, 0) + 1
-
-    for _, func in mod.functions_items():
-        if isinstance(func, relax.Function):
-            _Counter().visit_expr(func)
-    return counts
 
 
 def _kernel_of(mutator: PyExprMutator, call: Call, entry: dict[str, Any]) -> _Kernel:

@@ -30,7 +30,7 @@ import tvm
 from tvm import relax
 from tvm.relax import Call, Expr, PyExprMutator
 
-from ..relax_rewrite import RewriteRefused, rewrite_calls, static_shape
+from ..relax_rewrite import RewriteRefused, pixel_shuffle, rewrite_calls, static_shape
 
 CONV_TRANSPOSE_OP = "relax.nn.conv2d_transpose"
 
@@ -81,6 +81,5 @@ def _lower(mutator: PyExprMutator, call: Call, entry: dict[str, Any]) -> Expr:
         relax.op.nn.conv2d(data, relax.const(phase_kernel), out_dtype=attrs.out_dtype)
     )
     blocks = relax.op.reshape(phases, [batch, c_out, k_h, k_w, height, width])
-    interleaved = relax.op.permute_dims(blocks, [0, 1, 4, 2, 5, 3])
     entry.update(rewritten=True, gemm=[c_in, c_out * k_h * k_w])
-    return relax.op.reshape(mutator.builder_.emit(interleaved), out_shape)
+    return pixel_shuffle(mutator, mutator.builder_.emit(blocks), out_shape)

@@ -1,7 +1,8 @@
 """The Relax compile pipeline of a preset: TVM's CPU or GPU phases with our schedule rules inside.
 
-    library dispatch -> legalize + fold + fuse -> ApplyScheduleRules -> [CPU: split weight
-    repacking + fold it into the constants] -> dataflow lower -> finalize
+    library dispatch -> [CPU: batch norm decomposed] -> legalize + fold + fuse ->
+    ApplyScheduleRules -> [CPU: split weight repacking + fold it into the constants] ->
+    dataflow lower -> finalize
 
 The phases are TVM's own: ``relax.backend.cpu_generic`` for LLVM targets, ``gpu_generic`` for
 GPU targets (OpenCL). The rules run right after fusion, so they see the fused kernels the build

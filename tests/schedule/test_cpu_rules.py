@@ -40,7 +40,28 @@ CASES = {
         {"pads": [2] * 4, "dilations": [2, 2]},
         "Conv2d",
     ),
-    "depthwise": ("Conv", (1, 16, 10, 10), (16, 1, 3, 3), {"pads": [1] * 4, "group": 16}, "Conv2d"),
+    "depthwise": (
+        "Conv",
+        (1, 16, 10, 10),
+        (16, 1, 3, 3),
+        {"pads": [1] * 4, "group": 16},
+        "DepthwiseConv2d",
+    ),
+    # Odd padded width (2 * 10 + 1 + 2 = 23): the column-phase layout needs its pad column.
+    "depthwise_s2": (
+        "Conv",
+        (1, 8, 13, 21),
+        (8, 1, 3, 3),
+        {"pads": [1] * 4, "group": 8, "strides": [2, 2]},
+        "DepthwiseConv2d",
+    ),
+    "depthwise_5x5_unpadded": (
+        "Conv",
+        (1, 8, 12, 12),
+        (8, 1, 5, 5),
+        {"group": 8},
+        "DepthwiseConv2d",
+    ),
     "grouped": ("Conv", (1, 8, 9, 9), (8, 2, 3, 3), {"pads": [1] * 4, "group": 4}, "Conv2d"),
     "conv_transpose": ("ConvTranspose", (1, 8, 6, 6), (8, 4, 2, 2), {"strides": [2, 2]}, "Conv2d"),
     "dense": ("Gemm", (3, 40), (40, 24), {}, "Matmul"),
@@ -130,17 +151,24 @@ def test_conv_schedule_vectorises_output_channels_over_repacked_weights(tmp_path
     assert text.count("T.parallel") == 2
 
 
-def test_depthwise_schedule_vectorises_width(tmp_path):
-    """Depthwise has no axis to broadcast over: no repacking, vectors along the output width."""
+def test_depthwise_schedule_tiles_accumulators_and_pads_per_tile(tmp_path):
+    """Depthwise has no axis to broadcast over: no repacking; vectors along the output width, a
+    register tile of several independent vectors, the padding copied per tile (one parallel
+    loop), and for stride 2 the padded rows stored by column phase so taps load whole vectors."""
     path = models.save(
-        networks.single_op("Conv", (1, 32, 32, 32), weight=(32, 1, 3, 3), pads=[1] * 4, group=32),
+        networks.single_op(
+            "Conv", (1, 32, 64, 64), weight=(32, 1, 3, 3), pads=[1] * 4, group=32, strides=[2, 2]
+        ),
         tmp_path / "dw.onnx",
     )
     target, kernels = _fused_kernels(path)
     (conv,) = [f for name, f in kernels.items() if "conv2d" in name]
-    text = cpu.Conv2d().apply(conv, target, False).mod["main"].script()
+    assert cpu.Conv2d().apply(conv, target, False) is not None  # Conv2d would take it too
+    text = cpu.DepthwiseConv2d().apply(conv, target, False).mod["main"].script()
     assert "layout_rewrite_preproc" not in text
-    assert text.count("T.parallel") == 2 and "T.vectorized(T.int64(32))" in text  # the width
+    assert text.count("T.parallel") == 1
+    assert "T.vectorized(T.int64(16))" in text and "T.unroll(T.int64(2))" in text
+    assert "T.int64(2), T.int64(33))" in text  # pad_temp: [.., 66 rows, 2 phases, 33 columns]
 
 
 def test_small_kernels_stay_on_one_thread(tmp_path):
@@ -181,6 +209,8 @@ def test_rules_return_none_when_not_theirs(tmp_path):
     (conv_func,) = [f for name, f in conv_kernels.items() if "conv2d" in name]
     (matmul_func,) = [f for name, f in dense_kernels.items() if "matmul" in name]
     assert cpu.Matmul().apply(conv_func, target, False) is None
+    assert cpu.DepthwiseConv2d().apply(conv_func, target, False) is None
+    assert cpu.DepthwiseConv2d().apply(matmul_func, target, False) is None
     assert cpu.Injective().apply(conv_func, target, False) is None
     assert cpu.Conv2d().apply(matmul_func, target, False) is None
     assert cpu.Pool().apply(matmul_func, target, False) is None

@@ -6,8 +6,18 @@ numbers they tile with come from the target (``base.cpu_params``).
 
 from .base import CpuParams, CpuScheduleRule, cpu_params
 from .conv2d import Conv2d
+from .depthwise import DepthwiseConv2d
 from .injective import Injective
 from .matmul import Matmul
 from .pool import Pool
 
-__all__ = ["Conv2d", "CpuParams", "CpuScheduleRule", "Injective", "Matmul", "Pool", "cpu_params"]
+__all__ = [
+    "Conv2d",
+    "CpuParams",
+    "CpuScheduleRule",
+    "DepthwiseConv2d",
+    "Injective",
+    "Matmul",
+    "Pool",
+    "cpu_params",
+]

@@ -1,0 +1,146 @@
+"""Depthwise conv2d: enough independent accumulators, padding per tile, strided reads made unit.
+
+A depthwise conv has no axis to broadcast an input over (each channel reads only its own input),
+so it is a stream of ``kernel window`` FMAs per output. What limits it is the FMA latency when
+one accumulator chain does all of a tile's taps, the extra pass over memory of a padded copy of
+the whole input, and, for stride 2, input vectors gathered lane by lane (every other pixel).
+So the schedule:
+
+- tiles the output as ``rows x vectors x lanes`` (rows and vectors unrolled, lanes vectorised)
+  with up to ``CHAINS`` independent accumulator vectors, taps outside the tile, unrolled;
+- computes the zero padding per tile (``compute_at``), so the padded rows are read from L1;
+- for a stride ``s`` along the width, stores the padded rows de-interleaved by column phase
+  (``[.., w % s, w // s]``): tap ``rx`` of ``s`` consecutive outputs then reads consecutive
+  elements, and the vectors are loads instead of gathers.
+
+Tiles are fused and run in parallel; the epilogue (bias, BN, activation) runs per tile.
+"""
+
+from __future__ import annotations
+
+import math
+
+from tvm import s_tir, sym, tirx
+from tvm.target import Target
+
+from .base import CpuParams, CpuScheduleRule, cpu_params, not_mine
+from .tiling import (
+    ReductionInfo,
+    analyse_reduction,
+    block_work,
+    has_if_then_else,
+    inline_around,
+    parallel_if_worth,
+    register_tile,
+    single_epilogue,
+    vector_tile,
+)
+
+# Independent accumulator vectors per tile: FMA latency (4-5 cycles) x 2 FMA units, within the
+# 12 registers AVX2 leaves after the input, weight and address registers.
+CHAINS = 8
+# Output rows per tile: the padded input rows of a tile are copied once, and a taller band
+# re-copies fewer halo rows (kernel - stride of them per band).
+BAND_ROWS = 16
+
+
+class DepthwiseConv2d(CpuScheduleRule):
+    """Recognised by structure: a conv reduction (2 inputs, 4 spatial axes) whose input channel
+    is fixed by the output channel (no spatial axis the input does not depend on) and whose
+    channel reduction, if any, has extent 1."""
+
+    name = "DepthwiseConv2d"
+
+    def apply(self, func: tirx.PrimFunc, target: Target, tunable: bool) -> s_tir.Schedule | None:
+        sch = s_tir.Schedule(func)
+        info, reason = analyse_reduction(sch)
+        name = str(func.attrs.get("global_symbol", "")) if func.attrs else ""
+        if info is None:
+            return not_mine(self.name, name, reason)
+        window = [i for i in info.reduction if info.extents[i] > 1]
+        if not (
+            info.reads == 2
+            and len(info.spatial) == 4
+            and info.reuse_axis is None
+            and len(window) == 2
+            and window == list(info.reduction[-2:])
+            and info.vector_axis == info.spatial[-1]
+        ):
+            return not_mine(self.name, name, "not a depthwise conv")
+        _schedule(sch, info, cpu_params(target))
+        return sch
+
+
+def _schedule(sch: s_tir.Schedule, info: ReductionInfo, params: CpuParams) -> None:
+    main = info.block
+    lanes = params.lanes(info.dtype)
+    *_, height_axis, width_axis = info.spatial
+    height, width = info.extents[height_axis], info.extents[width_axis]
+    vec = vector_tile(width, lanes, 2)
+    vectors = register_tile(width // vec, CHAINS // math.ceil(vec / lanes) or 1)
+    rows = register_tile(height, max(1, CHAINS // (vectors * math.ceil(vec / lanes))))
+
+    inline_around(sch, main)
+    pad = _padding_block(sch, main)
+    stride = _width_stride(sch, info, pad)
+    if pad is not None and stride > 1:
+
+        def deinterleave(n, c, h, w):
+            return n, c, h, w % stride, w // stride
+
+        divides = _padded_width(sch, pad) % stride == 0
+        sch.transform_layout(pad, ("write", 0), deinterleave, pad_value=0.0)
+        if divides:
+            # The copy loops over the new layout, so its stores are whole vectors (a width
+            # the stride does not divide leaves a pad column the copy's loops cannot cover).
+            sch.transform_block_layout(pad, deinterleave)
+    epilogue = single_epilogue(sch, main)
+
+    loops = sch.get_loops(main)
+    band = register_tile(height // rows, max(1, BAND_ROWS // rows))
+    h_outer, h_band, h_tile = sch.split(loops[height_axis], [None, band, rows])
+    w_outer, w_vectors, w_lanes = sch.split(loops[width_axis], [None, vectors, vec])
+    outer = [loops[i] for i in info.spatial[:-2]]
+    red = [loops[i] for i in info.reduction]
+    sch.reorder(*outer, h_outer, w_outer, h_band, *red, h_tile, w_vectors, w_lanes)
+    work = block_work(sch, main)
+    fused = sch.fuse(*outer, h_outer, w_outer)
+    parallel_if_worth(sch, fused, work)
+    for loop in (h_tile, w_vectors, *red[-2:]):
+        sch.unroll(loop)
+    sch.vectorize(w_lanes)
+    if epilogue is not None:
+        sch.reverse_compute_at(epilogue, fused)
+        sch.vectorize(sch.get_loops(epilogue)[-1])
+    init = sch.decompose_reduction(main, red[0])
+    sch.vectorize(sch.get_loops(init)[-1])
+    if pad is not None:
+        sch.compute_at(pad, fused)
+        sch.vectorize(sch.get_loops(pad)[-1])
+
+
+def _padding_block(sch: s_tir.Schedule, main) -> s_tir.schedule.SBlockRV | None:
+    """The zero-padding block feeding ``main`` (``inline_around`` keeps it as its own block)."""
+    for block in sch.get_producers(main):
+        if has_if_then_else(sch, block):
+            return block
+    return None
+
+
+def _padded_width(sch: s_tir.Schedule, pad) -> int:
+    return int(sch.get(pad).writes[0].source.shape[-1])
+
+
+def _width_stride(sch: s_tir.Schedule, info: ReductionInfo, pad) -> int:
+    """The stride of the input's width index in the output's width iterator."""
+    stmt = sch.get(info.block)
+    var = stmt.iter_vars[info.vector_axis].var
+    for region in stmt.reads:
+        if region.source.same_as(stmt.writes[0].source):
+            continue
+        if pad is not None and not region.source.same_as(sch.get(pad).writes[0].source):
+            continue
+        coefficients = sym.detect_linear_equation(region.region[-1].min, [var])
+        if len(coefficients) == 2 and isinstance(coefficients[0], tirx.IntImm):
+            return max(1, int(coefficients[0]))
+    return 1

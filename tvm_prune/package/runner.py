@@ -20,6 +20,7 @@ from tvm import relax
 from ..errors import RunError
 from ..model import TensorSpec
 from .metadata import PackageMetadata
+from .threads import use_all_cores
 
 LIBRARY_MEMBER = "mod.so"
 
@@ -51,6 +52,8 @@ class Runner:
     ):
         self.metadata = metadata
         self.device = device
+        if device.dlpack_device_type() == tvm.cpu().dlpack_device_type():
+            use_all_cores()  # a remote device's type carries the RPC session mask
         self._vm = relax.VirtualMachine(module, device)
 
     @classmethod

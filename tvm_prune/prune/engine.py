@@ -21,6 +21,7 @@ import tvm
 from tvm import relax
 
 from ..model import Model
+from ..package.threads import use_all_cores
 from ..pipeline import build_pipeline
 from ..target import resolve_target
 
@@ -217,6 +218,7 @@ def _host_vm(mod: tvm.IRModule) -> relax.VirtualMachine:
     preset = resolve_target("host")
     with preset.target:
         executable = tvm.compile(mod, target=preset.target, relax_pipeline=build_pipeline(preset))
+    use_all_cores()
     return relax.VirtualMachine(executable, tvm.cpu())
 
 

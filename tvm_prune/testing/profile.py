@@ -14,11 +14,14 @@ from collections.abc import Sequence
 import tvm
 from tvm import relax
 
+from ..package.threads import use_all_cores
+
 
 def profile_kernels(
     executable, inputs: Sequence[tvm.runtime.Tensor], *, rounds: int = 3
 ) -> list[tuple[str, float, int]]:
     """``(kernel, total ms per run, calls per run)``, slowest first; ``rounds`` runs averaged."""
+    use_all_cores()
     vm = relax.VirtualMachine(executable, tvm.cpu())
     totals: dict[str, float] = defaultdict(float)
     calls: dict[str, int] = defaultdict(int)

@@ -42,6 +42,7 @@ from .frontend import load_onnx
 from .model import Model
 from .package.archive import write_atomic
 from .package.build import cross_compiler_of, export_function, rewritten_module
+from .package.threads import use_all_cores
 from .rpc import RpcConfig, open_session
 from .schedule import first_match, rules_for
 from .target import TargetPreset, resolve_target
@@ -233,7 +234,8 @@ def _builder_and_runner(preset: TargetPreset, rpc: RpcConfig | None):
     if rpc is None:
         return (
             ms.builder.LocalBuilder(timeout_sec=BUILD_TIMEOUT_SEC, f_build=_build),
-            ms.runner.LocalRunner(timeout_sec=RUN_TIMEOUT_SEC),
+            # Measured on as many threads as a compiled package runs on.
+            ms.runner.LocalRunner(timeout_sec=RUN_TIMEOUT_SEC, initializer=use_all_cores),
         )
     # The device loads a shared library, built with the preset's cross compiler.
     builder = ms.builder.LocalBuilder(

@@ -13,8 +13,16 @@ from . import cpu, hexagon, mali
 
 _SETS = {
     # x86 and Arm share the family; the numbers come from each target.
-    "cpu": lambda: (cpu.Conv2d(), cpu.Matmul(), cpu.Pool(), cpu.Injective(), dl.cpu.Reduction()),
+    "cpu": lambda: (
+        cpu.WinogradTransform(),
+        cpu.Conv2d(),
+        cpu.Matmul(),
+        cpu.Pool(),
+        cpu.Injective(),
+        dl.cpu.Reduction(),
+    ),
     "arm_cpu": lambda: (
+        cpu.WinogradTransform(),
         cpu.Conv2d(),
         cpu.Matmul(),
         cpu.Pool(),

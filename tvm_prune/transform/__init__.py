@@ -16,6 +16,7 @@ from .lower_upsampling import LowerUpsampling
 from .prune_weights import PruneWeights
 from .regroup_conv import RegroupConv
 from .remove_channels import RemoveChannels
+from .winograd_conv2d import WinogradConv2d
 
 
 def default_rewrites(preset: TargetPreset | None = None) -> list:
@@ -40,5 +41,6 @@ __all__ = [
     "PruneWeights",
     "RegroupConv",
     "RemoveChannels",
+    "WinogradConv2d",
     "default_rewrites",
 ]

@@ -9,5 +9,15 @@ from .conv2d import Conv2d
 from .injective import Injective
 from .matmul import Matmul
 from .pool import Pool
+from .winograd import WinogradTransform
 
-__all__ = ["Conv2d", "CpuParams", "CpuScheduleRule", "Injective", "Matmul", "Pool", "cpu_params"]
+__all__ = [
+    "Conv2d",
+    "CpuParams",
+    "CpuScheduleRule",
+    "Injective",
+    "Matmul",
+    "Pool",
+    "WinogradTransform",
+    "cpu_params",
+]

@@ -49,7 +49,8 @@ KERNEL = 3
 # input element up to (alpha / m)^2 times, so an inlined producer would be recomputed as often.
 OPAQUE_PATTERN = 8
 # Block annotation naming the blocks of a transform for the ``WinogradTransform`` schedule rule;
-# its value says which: ``input``, ``output``, and ``gather`` for the input tiles.
+# its value says which: ``input``, ``output``; ``tiles`` and ``gather`` for the input tiles and
+# their first transform pass.
 WINOGRAD_ATTR = "tvm_prune.winograd"
 TILE_ATTR = "tvm_prune.winograd_tile"
 # Tiles per row are padded to a multiple of this, so the transforms' vectors along a row of
@@ -59,23 +60,22 @@ TILE_BLOCK = 8
 
 @tvm.transform.module_pass(opt_level=0, name="WinogradConv2d")
 class WinogradConv2d:
-    """See the module docstring. ``tile`` is the largest ``m`` (output tile side: 2 or 4); a
-    conv whose output sides ``m`` does not divide gets the next smaller tile that does (F(2x2)
-    for 14x14 under ``tile=4``), none is refused. After a run, ``report`` lists every conv
-    seen: its shapes and the tile it got, or why it was left alone."""
+    """See the module docstring. ``tiles``: the output tile sides ``m`` to use, in order of
+    preference (4: F(4x4, 3x3), 2: F(2x2, 3x3)); a conv gets the first that divides both its
+    output sides (F(2x2) for 14x14 under ``(4, 2)``), none is refused. After a run, ``report``
+    lists every conv seen: its shapes and the tile it got, or why it was left alone."""
 
-    def __init__(self, tile: int = 4, min_channels: int = 1) -> None:
-        if tile not in (2, 4):
-            raise ValueError(f"Winograd output tile must be 2 or 4, got {tile}")
-        self.tile, self.min_channels = tile, min_channels
+    def __init__(self, tiles: tuple[int, ...] = (4, 2), min_channels: int = 1) -> None:
+        if not tiles or not set(tiles) <= {2, 4}:
+            raise ValueError(f"Winograd output tiles must be 2 and/or 4, got {tiles}")
+        self.tiles, self.min_channels = tuple(tiles), min_channels
         self.report: list[dict[str, Any]] = []
 
     def transform_module(self, mod: tvm.IRModule, ctx: tvm.transform.PassContext) -> tvm.IRModule:
         self.report = []
-        tiles = [m for m in (4, 2) if m <= self.tile]
 
         def rewrite(mutator: PyExprMutator, call: Call, entry: dict[str, Any]) -> Expr:
-            return _rewrite(mutator, call, entry, tiles, self.min_channels)
+            return _rewrite(mutator, call, entry, self.tiles, self.min_channels)
 
         return rewrite_calls(mod, CONV_OP, rewrite, self.report)
 
@@ -122,7 +122,9 @@ def _rewrite(mutator, call, entry, tiles, min_channels) -> Expr:
         )
     tile = next((m for m in tiles if out_shape[2] % m == 0 and out_shape[3] % m == 0), None)
     if tile is None:
-        raise RewriteRefused(f"output {out_shape[2]}x{out_shape[3]} is no multiple of tile {tiles}")
+        raise RewriteRefused(
+            f"output {out_shape[2]}x{out_shape[3]} is no multiple of tiles {list(tiles)}"
+        )
     a, b, g = winograd_matrices(tile)
     alpha = tile + KERNEL - 1
     # U[i * alpha + j, k, c] = (G w[k, c] G^T)[i, j]
@@ -218,19 +220,31 @@ def _input_transform(in_shape, out_shape, padding, tile, b):
                 tile_row // tiles_h, c, tile_row % tiles_h * tile + r, x * tile + s
             ],
             "winograd_tiles",
+            attrs={WINOGRAD_ATTR: "tiles"},
+        )
+
+        # B^T d B in two passes of alpha terms each (not one of alpha^2): B^T d, then (.) B.
+        columns_done = te.compute(
+            _int64((channels, batch * tiles_h, columns, alpha, alpha)),
+            lambda c, tile_row, x, i, s: _select(
+                i,
+                [
+                    _weighted_sum((b[r, ii], tiles[c, tile_row, x, r, s]) for r in range(alpha))
+                    for ii in range(alpha)
+                ],
+            ),
+            "winograd_bt_d",
             attrs={WINOGRAD_ATTR: "gather"},
         )
 
         def element(e, c, tile_row, x):
+            i = e // alpha
             return _select(
-                e,
+                e % alpha,
                 [
                     _weighted_sum(
-                        (b[r, i] * b[s, j], tiles[c, tile_row, x, r, s])
-                        for r in range(alpha)
-                        for s in range(alpha)
+                        (b[s, j], columns_done[c, tile_row, x, i, s]) for s in range(alpha)
                     )
-                    for i in range(alpha)
                     for j in range(alpha)
                 ],
             )
@@ -252,18 +266,32 @@ def _output_transform(out_shape, tile, a):
     alpha = tile + KERNEL - 1
 
     def compute(products):
-        def element(n, k, h, w):
-            p = (n * tiles_h + h // tile) * columns + w // tile
-            return _select(
-                h % tile * tile + w % tile,
+        # A^T M A in two passes of alpha terms each: (.) A per tile row i, then A^T (.).
+        rows_done = te.compute(
+            _int64((channels, batch * tiles_h, columns, alpha, tile)),
+            lambda k, tile_row, x, i, v: _select(
+                v,
                 [
                     _weighted_sum(
-                        (a[i, u] * a[j, v], products[i * alpha + j, k, p])
-                        for i in range(alpha)
+                        (a[j, vv], products[i * alpha + j, k, tile_row * columns + x])
                         for j in range(alpha)
                     )
+                    for vv in range(tile)
+                ],
+            ),
+            "winograd_m_a",
+            attrs={WINOGRAD_ATTR: "gather"},
+        )
+
+        def element(n, k, h, w):
+            tile_row, x = n * tiles_h + h // tile, w // tile
+            return _select(
+                h % tile,
+                [
+                    _weighted_sum(
+                        (a[i, u], rows_done[k, tile_row, x, i, w % tile]) for i in range(alpha)
+                    )
                     for u in range(tile)
-                    for v in range(tile)
                 ],
             )
 

@@ -45,7 +45,7 @@ class WinogradTransform(CpuScheduleRule):
         kind = "input" if "input" in marked else "output"
         if kind not in marked:
             return not_mine(self.name, "", "no Winograd transform block")
-        block, gathered = marked[kind], marked.get("gather")
+        block = marked[kind]
         params = cpu_params(target)
         dtype = str(sch.get(block).writes[0].source.dtype)
         for other in blocks_of(sch):
@@ -62,9 +62,9 @@ class WinogradTransform(CpuScheduleRule):
             schedule_injective_block(sch, padding, params, dtype)
         lanes = params.lanes(dtype)
         if kind == "input":
-            _schedule_input(sch, block, gathered, lanes)
+            _schedule_input(sch, block, marked["tiles"], marked["gather"], lanes)
         else:
-            _schedule_output(sch, block, lanes)
+            _schedule_output(sch, block, marked["gather"], lanes)
         return sch
 
 
@@ -82,7 +82,7 @@ def _inline_epilogue(sch: s_tir.Schedule, block) -> None:
             pass
 
 
-def _schedule_input(sch: s_tir.Schedule, block, gathered, lanes: int) -> None:
+def _schedule_input(sch: s_tir.Schedule, block, tiles, first_pass, lanes: int) -> None:
     position, channel, tile_row, tile_col = sch.get_loops(block)
     vec = vector_tile(_extent(sch, tile_col), lanes, 1)
     col_block, col_lanes = sch.split(tile_col, [None, vec])
@@ -92,10 +92,12 @@ def _schedule_input(sch: s_tir.Schedule, block, gathered, lanes: int) -> None:
     parallel_if_worth(sch, fused, work)
     sch.unroll(position)
     sch.vectorize(col_lanes)
-    _gather_tiles(sch, gathered, fused, lambda c, row, x, r, s: (c, row, r, s, x), 2)
+    # first_pass before tiles: compute_at places a producer under the consumer's loop.
+    _gather_tiles(sch, first_pass, fused, lambda c, row, x, i, s: (c, row, i, s, x), 2)
+    _gather_tiles(sch, tiles, fused, lambda c, row, x, r, s: (c, row, r, s, x), 2)
 
 
-def _schedule_output(sch: s_tir.Schedule, block, lanes: int) -> None:
+def _schedule_output(sch: s_tir.Schedule, block, first_pass, lanes: int) -> None:
     tile = int(sch.get(block).annotations[TILE_ATTR])
     image, channel, row, col = sch.get_loops(block)
     tile_row, u = sch.split(row, [None, tile])
@@ -108,6 +110,7 @@ def _schedule_output(sch: s_tir.Schedule, block, lanes: int) -> None:
     sch.unroll(u)
     sch.unroll(v)
     sch.vectorize(col_lanes)
+    _gather_tiles(sch, first_pass, col_block, lambda k, row, x, i, v: (k, row, i, v, x), 2)
 
 
 def _gather_tiles(sch: s_tir.Schedule, gathered, loop, lanes_last, positions_count: int) -> None:

@@ -120,11 +120,16 @@ def _gather_tiles(sch: s_tir.Schedule, gathered, loop, lanes_last, positions_cou
     sch.set_scope(gathered, 0, "local")
     sch.transform_layout(gathered, ("write", 0), lanes_last)
     sch.compute_at(gathered, loop)
-    lane, *positions = sch.get_loops(gathered)[-positions_count - 1 :]
-    sch.reorder(*positions, lane)
+    # compute_at makes loops for the extents above 1 only: no lane loop for a 1-tile vector.
+    loops = sch.get_loops(gathered)
+    under = [sch.get(outer).same_as(sch.get(loop)) for outer in loops].index(True) + 1
+    inner = loops[under:]
+    positions = inner[-positions_count:]
     for position in positions:
         sch.unroll(position)
-    sch.vectorize(lane)
+    if len(inner) > positions_count:
+        sch.reorder(*positions, inner[0])
+        sch.vectorize(inner[0])
 
 
 def _extent(sch: s_tir.Schedule, loop) -> int:

@@ -1,6 +1,7 @@
 """Winograd against the direct conv rule and ONNX Runtime, per 3x3 stride-1 conv shape, in one run.
 
     TVM_NUM_THREADS=1 python bench/winograd.py [--threads 1] [--repeat 20] [--det-size 640]
+    python bench/winograd.py --models [--threads 2] [--repeat 10] [--det-size 640]
 
 Shapes: ResNet-18's 3x3 stride-1 layers (64@56, 128@28, 256@14, 512@7) and the dense 3x3
 stride-1 convs of PP-OCRv4 det at ``--det-size`` (read from the model), each as
@@ -10,6 +11,10 @@ with F(2x2) (each where the tile divides the output), measured in alternation; `
 max |ours - ORT| / max |ORT| on a normal(0, 1) input. The fastest of
 the three TVM columns per shape is what the presets' ``winograd`` entry (tiles, min_channels)
 is read from.
+
+``--models``: whole ResNet-18-shaped (224) and PP-OCRv4 det models compiled for the host preset
+as ``compile`` does, with its ``winograd`` policy and with ``WinogradConv2d`` disabled, timed in
+alternation with ORT; ``err`` against ORT, and how many convs became Winograd.
 """
 
 from __future__ import annotations
@@ -39,7 +44,11 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="ORT intra-op threads")
     parser.add_argument("--repeat", type=int, default=20)
     parser.add_argument("--det-size", type=int, default=640, help="PP-OCRv4 det side; 0 skips")
+    parser.add_argument("--models", action="store_true", help="whole models, not single convs")
     args = parser.parse_args()
+    if args.models:
+        _whole_models(args)
+        return
     cases = [("resnet18", c_in, c_out, size, size) for c_in, c_out, size in RESNET18]
     if args.det_size:
         cases += [("ppocr-det", *shape) for shape in _det_convs(args.det_size)]
@@ -98,6 +107,77 @@ def main() -> None:
         "best/ORT",
     ]
     print(f"threads: ORT {args.threads}; TVM from TVM_NUM_THREADS")
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        print(" | ".join(cell.ljust(width) for cell, width in zip(row, widths)))
+
+
+def _whole_models(args) -> None:
+    import tvm_prune
+
+    rng = np.random.default_rng(0)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        cases = [
+            (
+                "resnet18-shaped 224",
+                models.save(networks.resnet18_like(), Path(tmp) / "r18.onnx"),
+                None,
+                {"x": rng.standard_normal((1, 3, 224, 224)).astype(np.float32)},
+            )
+        ]
+        if args.det_size:
+            side = args.det_size
+            image = models.document_image(side, side)
+            cases.append(
+                (f"ppocr-det {side}", models.ppocr_det_model(), {"x": image.shape}, {"x": image})
+            )
+        for name, path, shapes, inputs in cases:
+            session = _ort_session(path, args.threads)
+            reference = session.run(None, inputs)[0]
+            runs, errors, rewritten = {"ORT": lambda s=session: s.run(None, inputs)}, {}, 0
+            for label, disabled in (("direct", ["WinogradConv2d"]), ("winograd", [])):
+                package = tvm_prune.compile(
+                    path,
+                    input_shapes=shapes,
+                    output=Path(tmp) / f"{label}.tar",
+                    target="host",
+                    disabled_passes=disabled,
+                )
+                runner = package.runner()
+                runs[label] = lambda r=runner: r.run(inputs)
+                errors[label] = relative_error(next(iter(runner.run(inputs).values())), reference)
+                for transform in package.metadata.transforms:
+                    if transform["name"] == "WinogradConv2d":
+                        entries = transform["report"]["rewrites"]
+                        rewritten = sum(bool(e.get("rewritten")) for e in entries)
+            times = _alternating(runs, {}, args.repeat)
+            rows.append(
+                [
+                    name,
+                    str(rewritten),
+                    f"{times['ORT']:.2f}",
+                    f"{times['direct']:.2f}",
+                    f"{times['winograd']:.2f}",
+                    f"{times['direct'] / times['winograd']:.2f}x",
+                    f"{times['winograd'] / times['ORT']:.2f}x",
+                    f"{errors['direct']:.1e}",
+                    f"{errors['winograd']:.1e}",
+                ]
+            )
+            print("done:", " | ".join(rows[-1]), flush=True)
+    header = [
+        "model",
+        "winograd convs",
+        "ORT ms",
+        "direct ms",
+        "winograd ms",
+        "direct/winograd",
+        "winograd/ORT",
+        "direct err",
+        "winograd err",
+    ]
+    print(f"threads: ORT {args.threads}; TVM from TVM_NUM_THREADS (default: all cores)")
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     for row in [header, *rows]:
         print(" | ".join(cell.ljust(width) for cell, width in zip(row, widths)))

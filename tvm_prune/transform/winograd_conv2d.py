@@ -5,11 +5,13 @@ Rewrites
     ``winograd_output(matmul(U, winograd_input(x)))``, with ``alpha = m + 2``:
 
     - ``winograd_input``: the padded input cut into ``m x m`` output tiles (``alpha x alpha``
-      input tiles overlapping by 2), each transformed ``B^T d B``, laid out
-      ``V[alpha^2, C, tiles]``; the matrix entries are immediates, zero terms dropped;
+      input tiles overlapping by 2), each transformed ``B^T d B`` in two passes, laid out
+      ``V[alpha^2, C, tiles]`` (tiles per row padded to ``TILE_BLOCK``); the matrix entries
+      are immediates, zero terms dropped;
     - ``R.matmul(U, V)``: ``alpha^2`` independent ``[K, C] x [C, tiles]`` GEMMs, which the
       ``Matmul`` schedule rule blocks and vectorises along the tiles;
-    - ``winograd_output``: ``A^T M A`` per tile, written back as ``[N, K, H', W']``; the conv's
+    - ``winograd_output``: ``A^T M A`` per tile in two passes, written back as
+      ``[N, K, H', W']``; the conv's
       epilogue (bias, BN, activation, residual add) stays after it and ``FuseOps`` fuses it in.
 
     ``U = G g G^T`` is computed here, once, in float64 from the bound weights and stored
@@ -17,17 +19,18 @@ Rewrites
     instead of 9 (F(4x4): 2.25 instead of 9) plus the two transforms, linear in ``C + K``.
 Only when
     NCHW / OIHW layouts, a 3x3 kernel, stride 1, dilation 1, groups 1, static shapes, a
-    constant kernel, float32, and at least ``min_channels`` input and output channels (below
-    that the transforms cost more than the multiplies they save; the threshold is the
-    preset's, measured by ``bench/winograd.py``).
+    constant kernel, float32, output sides that a tile of ``tiles`` divides, and at least
+    ``min_channels`` input and output channels (below that the transforms cost more than the
+    multiplies they save; the preset's threshold is measured by ``bench/winograd.py``).
 Leaves alone
     everything else, with the reason in ``report``.
 Run after
     ``BindParams`` and the other graph rewrites, before ``LegalizeOps``.
 
 Numerics: not exact. The transforms add and subtract inputs scaled by up to ``m``-th powers of
-the interpolation points, so F(4x4) loses about two decimal digits against a direct float32
-sum (measured per ResNet-18 layer in ``tests/transform/test_winograd_conv2d.py``).
+the interpolation points (0, +-1, +-2, +-1/2 for F(4x4)), so rounding grows: on ResNet-18's
+3x3 layers max |error| is 2-3e-6 of the output's max for F(4x4) and ~5e-7 for F(2x2), against
+~1e-7 for a direct float32 sum (``bench/winograd.py``).
 """
 
 from __future__ import annotations
@@ -49,8 +52,8 @@ KERNEL = 3
 # input element up to (alpha / m)^2 times, so an inlined producer would be recomputed as often.
 OPAQUE_PATTERN = 8
 # Block annotation naming the blocks of a transform for the ``WinogradTransform`` schedule rule;
-# its value says which: ``input``, ``output``; ``tiles`` and ``gather`` for the input tiles and
-# their first transform pass.
+# its value says which: ``input``, ``output``, ``tiles`` (the input tiles) or ``gather`` (the
+# first of a transform's two passes, kept per tile in registers).
 WINOGRAD_ATTR = "tvm_prune.winograd"
 TILE_ATTR = "tvm_prune.winograd_tile"
 # Tiles per row are padded to a multiple of this, so the transforms' vectors along a row of

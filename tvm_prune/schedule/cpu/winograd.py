@@ -1,16 +1,18 @@
 """The two transform kernels of a Winograd conv (``transform.WinogradConv2d``); its GEMM is
 scheduled by ``Matmul``.
 
-Both transforms are sums of ``alpha x alpha`` terms with immediate coefficients, selected by
+Each transform is two passes of ``alpha``-term sums with immediate coefficients, selected by
 the position inside the tile. The position loops are unrolled, so each selection becomes one
-fixed sum, and loads shared between positions are loaded once; the vector runs along tiles
-next to each other in a row (``tiles`` is the GEMM's contiguous axis):
+fixed sum; the first pass of a tile is kept in a local ``[positions, lanes]`` buffer (registers)
+that the second reads. The vector runs along tiles next to each other in a row (``tiles`` is
+the GEMM's contiguous axis):
 
-- input ``V[alpha^2, C, tiles]``: parallel over (channel, tile block), the ``alpha^2``
-  positions unrolled, the tile block vectorised (the input is read at stride ``m``);
+- input ``V[alpha^2, C, tile rows, tile columns]``: parallel over (channel, tile row, tile
+  block); per tile block the input tiles are gathered once (read at stride ``m``), then
+  ``B^T d`` and ``(B^T d) B`` with their positions unrolled, the tile block vectorised;
 - output ``Y[N, K, H, W]`` with the conv's epilogue inlined: parallel over (image, channel,
-  tile row), the ``m x m`` positions unrolled, a block of tiles of the row vectorised
-  (``M`` read contiguously, ``Y`` written at stride ``m``).
+  tile row); per block of tiles of the row ``M A`` then ``A^T (M A)``, positions unrolled,
+  the tile block vectorised (``M`` read contiguously, ``Y`` written at stride ``m``).
 """
 
 from __future__ import annotations
@@ -102,6 +104,8 @@ def _schedule_output(sch: s_tir.Schedule, block, first_pass, lanes: int) -> None
     image, channel, row, col = sch.get_loops(block)
     tile_row, u = sch.split(row, [None, tile])
     tile_col, v = sch.split(col, [None, tile])
+    # The image's tiles per row (14 for 56 wide), not a padded count: up to two vectors, so
+    # 14 is one 8 + 4 + 2 piece rather than seven 2-lane vectors.
     vec = vector_tile(_extent(sch, tile_col), lanes, 2)
     col_block, col_lanes = sch.split(tile_col, [None, vec])
     sch.reorder(image, channel, tile_row, col_block, u, v, col_lanes)

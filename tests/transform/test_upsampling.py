@@ -230,6 +230,7 @@ def test_ppocr_det_with_and_without_the_rewrites(tmp_path):
             "LowerConvTransposeToConv",
             "DenseToGroupedConv",
             "RegroupConv",
+            "WinogradConv2d",
         ],
     )
     assert [t["name"] for t in plain.metadata.transforms] == []

@@ -14,6 +14,7 @@ from . import cpu, hexagon, mali
 _SETS = {
     # x86 and Arm share the family; the numbers come from each target.
     "cpu": lambda: (
+        cpu.WinogradTransform(),
         cpu.DepthwiseConv2d(),
         cpu.Conv2d(),
         cpu.Matmul(),
@@ -22,6 +23,7 @@ _SETS = {
         dl.cpu.Reduction(),
     ),
     "arm_cpu": lambda: (
+        cpu.WinogradTransform(),
         cpu.DepthwiseConv2d(),
         cpu.Conv2d(),
         cpu.Matmul(),

@@ -34,6 +34,7 @@ _PRESET_KEYS = {
     "rpc_key",
     "schedule_set",
     "conv_groups",
+    "winograd",
 }
 
 
@@ -70,6 +71,29 @@ class ConvGroupSupport:
 
 
 @dataclass(frozen=True)
+class WinogradPolicy:
+    """Which 3x3 stride-1 convs a device runs as Winograd (the preset's optional ``winograd``).
+
+    ``tiles``: the output tile sides to use, in order of preference (4: F(4x4, 3x3), 2:
+    F(2x2, 3x3)); ``min_channels``: convs with fewer input or output channels stay direct.
+    Both come from ``bench/winograd.py`` on the device: where it measured faster than the
+    direct conv rule.
+    """
+
+    tiles: tuple[int, ...] = (4,)
+    min_channels: int = 64
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], what: str) -> WinogradPolicy:
+        tiles = tuple(data.get("tiles", cls.tiles))
+        if sorted(set(data) - {"tiles", "min_channels"}) or not tiles or set(tiles) - {2, 4}:
+            raise TargetError(
+                f"{what}: winograd needs 'tiles' from 4/2 and 'min_channels'; got {dict(data)}"
+            )
+        return cls(tiles, int(data.get("min_channels", cls.min_channels)))
+
+
+@dataclass(frozen=True)
 class TargetPreset:
     """A device: its TVM target, host, cross compiler, RPC key and schedule set."""
 
@@ -82,6 +106,7 @@ class TargetPreset:
     schedule_set: str = "generic"
     source: str = field(default="preset", compare=False)
     conv_groups: ConvGroupSupport | None = None
+    winograd: WinogradPolicy | None = None
 
     @property
     def host_triple(self) -> str:
@@ -109,6 +134,7 @@ class TargetPreset:
             "rpc_key": self.rpc_key,
             "schedule_set": self.schedule_set,
             **({"conv_groups": asdict(self.conv_groups)} if self.conv_groups else {}),
+            **({"winograd": asdict(self.winograd)} if self.winograd else {}),
         }
 
 
@@ -142,6 +168,11 @@ def load_preset(name: str) -> TargetPreset:
         conv_groups=(
             ConvGroupSupport.from_dict(data["conv_groups"], f"target preset {name}")
             if "conv_groups" in data
+            else None
+        ),
+        winograd=(
+            WinogradPolicy.from_dict(data["winograd"], f"target preset {name}")
+            if "winograd" in data
             else None
         ),
     )

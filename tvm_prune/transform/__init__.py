@@ -17,11 +17,13 @@ from .lower_upsampling import LowerUpsampling
 from .prune_weights import PruneWeights
 from .regroup_conv import RegroupConv
 from .remove_channels import RemoveChannels
+from .winograd_conv2d import WinogradConv2d
 
 
 def default_rewrites(preset: TargetPreset | None = None) -> list:
     """The rewrites run at compile, in order, after the weights are bound; ``RegroupConv`` too
-    when ``preset`` declares which conv groupings it runs."""
+    when ``preset`` declares which conv groupings it runs, then ``WinogradConv2d`` when it
+    declares which convs it runs as Winograd."""
     rewrites = [
         FoldUpsampleIntoConv(),
         LowerUpsampling(),
@@ -31,6 +33,8 @@ def default_rewrites(preset: TargetPreset | None = None) -> list:
     ]
     if preset is not None and preset.conv_groups is not None:
         rewrites.append(RegroupConv(preset.conv_groups))
+    if preset is not None and preset.winograd is not None:
+        rewrites.append(WinogradConv2d(preset.winograd.tiles, preset.winograd.min_channels))
     return rewrites
 
 
@@ -43,5 +47,6 @@ __all__ = [
     "PruneWeights",
     "RegroupConv",
     "RemoveChannels",
+    "WinogradConv2d",
     "default_rewrites",
 ]

@@ -10,6 +10,7 @@ from .depthwise import DepthwiseConv2d
 from .injective import Injective
 from .matmul import Matmul
 from .pool import Pool
+from .winograd import WinogradTransform
 
 __all__ = [
     "Conv2d",
@@ -19,5 +20,6 @@ __all__ = [
     "Injective",
     "Matmul",
     "Pool",
+    "WinogradTransform",
     "cpu_params",
 ]

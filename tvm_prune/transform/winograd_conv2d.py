@@ -1,0 +1,308 @@
+"""``WinogradConv2d``: 3x3 stride-1 convs become Winograd F(m x m, 3 x 3) as three kernels.
+
+Rewrites
+    ``R.nn.conv2d(x, W)`` with a constant ``W: [K, C, 3, 3]`` into
+    ``winograd_output(matmul(U, winograd_input(x)))``, with ``alpha = m + 2``:
+
+    - ``winograd_input``: the padded input cut into ``m x m`` output tiles (``alpha x alpha``
+      input tiles overlapping by 2), each transformed ``B^T d B`` in two passes, laid out
+      ``V[alpha^2, C, tiles]`` (tiles per row padded to ``TILE_BLOCK``); the matrix entries
+      are immediates, zero terms dropped;
+    - ``R.matmul(U, V)``: ``alpha^2`` independent ``[K, C] x [C, tiles]`` GEMMs, which the
+      ``Matmul`` schedule rule blocks and vectorises along the tiles;
+    - ``winograd_output``: ``A^T M A`` per tile in two passes, written back as
+      ``[N, K, H', W']``; the conv's
+      epilogue (bias, BN, activation, residual add) stays after it and ``FuseOps`` fuses it in.
+
+    ``U = G g G^T`` is computed here, once, in float64 from the bound weights and stored
+    ``[alpha^2, K, C]``. A conv then costs ``alpha^2 / m^2`` multiplies per output tap
+    instead of 9 (F(4x4): 2.25 instead of 9) plus the two transforms, linear in ``C + K``.
+Only when
+    NCHW / OIHW layouts, a 3x3 kernel, stride 1, dilation 1, groups 1, static shapes, a
+    constant kernel, float32, output sides that a tile of ``tiles`` divides, and at least
+    ``min_channels`` input and output channels (below that the transforms cost more than the
+    multiplies they save; the preset's threshold is measured by ``bench/winograd.py``).
+Leaves alone
+    everything else, with the reason in ``report``.
+Run after
+    ``BindParams`` and the other graph rewrites, before ``LegalizeOps``.
+
+Numerics: not exact. The transforms add and subtract inputs scaled by up to ``m``-th powers of
+the interpolation points (0, +-1, +-2, +-1/2 for F(4x4)), so rounding grows: on ResNet-18's
+3x3 layers max |error| is 2-3e-6 of the output's max for F(4x4) and ~5e-7 for F(2x2), against
+~1e-7 for a direct float32 sum (``bench/winograd.py``).
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import numpy as np
+import tvm
+from tvm import relax, te, tirx
+from tvm.relax import Call, Expr, PyExprMutator
+from tvm.topi.nn.winograd_util import _cook_toom_convolution, _interpolation_points
+
+from ..relax_rewrite import RewriteRefused, rewrite_calls, static_shape
+
+CONV_OP = "relax.nn.conv2d"
+KERNEL = 3
+# FuseOps' pattern for a PrimFunc that nothing may fuse into: the input transform reads each
+# input element up to (alpha / m)^2 times, so an inlined producer would be recomputed as often.
+OPAQUE_PATTERN = 8
+# Block annotation naming the blocks of a transform for the ``WinogradTransform`` schedule rule;
+# its value says which: ``input``, ``output``, ``tiles`` (the input tiles) or ``gather`` (the
+# first of a transform's two passes, kept per tile in registers).
+WINOGRAD_ATTR = "tvm_prune.winograd"
+TILE_ATTR = "tvm_prune.winograd_tile"
+# Tiles per row are padded to a multiple of this, so the transforms' vectors along a row of
+# tiles and the GEMM's along all tiles are whole vectors (one AVX2, two NEON) at any width.
+TILE_BLOCK = 8
+
+
+@tvm.transform.module_pass(opt_level=0, name="WinogradConv2d")
+class WinogradConv2d:
+    """See the module docstring. ``tiles``: the output tile sides ``m`` to use, in order of
+    preference (4: F(4x4, 3x3), 2: F(2x2, 3x3)); a conv gets the first that divides both its
+    output sides (F(2x2) for 14x14 under ``(4, 2)``), none is refused. After a run, ``report``
+    lists every conv seen: its shapes and the tile it got, or why it was left alone."""
+
+    def __init__(self, tiles: tuple[int, ...] = (4, 2), min_channels: int = 1) -> None:
+        if not tiles or not set(tiles) <= {2, 4}:
+            raise ValueError(f"Winograd output tiles must be 2 and/or 4, got {tiles}")
+        self.tiles, self.min_channels = tuple(tiles), min_channels
+        self.report: list[dict[str, Any]] = []
+
+    def transform_module(self, mod: tvm.IRModule, ctx: tvm.transform.PassContext) -> tvm.IRModule:
+        self.report = []
+
+        def rewrite(mutator: PyExprMutator, call: Call, entry: dict[str, Any]) -> Expr:
+            return _rewrite(mutator, call, entry, self.tiles, self.min_channels)
+
+        return rewrite_calls(mod, CONV_OP, rewrite, self.report)
+
+
+@functools.cache
+def winograd_matrices(tile: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``A [alpha, m]``, ``B [alpha, alpha]``, ``G [alpha, 3]`` (float64) of F(m x m, 3 x 3),
+    from TOPI's Cook-Toom construction (the matrices its own Winograd schedules use)."""
+    points = _interpolation_points(tile + KERNEL - 2)
+    a, b, g = _cook_toom_convolution(points, tile, KERNEL)
+    return np.asarray(a, np.float64), np.asarray(b, np.float64), np.asarray(g, np.float64)
+
+
+def _rewrite(mutator, call, entry, tiles, min_channels) -> Expr:
+    data, kernel = call.args
+    attrs = call.attrs
+    in_shape, out_shape = static_shape(data), static_shape(call)
+    entry["shape"] = [in_shape, out_shape]
+    if in_shape is None or out_shape is None:
+        raise RewriteRefused("dynamic shape")
+    layouts = (str(attrs.data_layout), str(attrs.kernel_layout), str(attrs.out_layout))
+    if layouts != ("NCHW", "OIHW", "NCHW"):
+        raise RewriteRefused(f"layouts {'/'.join(layouts)} (only NCHW/OIHW/NCHW)")
+    if int(attrs.groups) != 1:
+        raise RewriteRefused(f"groups {int(attrs.groups)} (only 1)")
+    strides = [int(s) for s in attrs.strides]
+    if strides != [1, 1]:
+        raise RewriteRefused(f"strides {strides} (only 1)")
+    dilation = [int(d) for d in attrs.dilation]
+    if dilation != [1, 1]:
+        raise RewriteRefused(f"dilation {dilation} (only 1)")
+    if not isinstance(kernel, tvm.ir.GenericConst):
+        raise RewriteRefused("kernel is not a constant (bind the weights first)")
+    weights = kernel.value.numpy()
+    if weights.shape[2:] != (KERNEL, KERNEL):
+        raise RewriteRefused(f"kernel {list(weights.shape[2:])} (only 3x3)")
+    dtypes = {str(data.ty.dtype), str(weights.dtype), str(call.ty.dtype)}
+    if dtypes != {"float32"}:
+        raise RewriteRefused(f"dtypes {sorted(dtypes)} (only float32)")
+    out_channels, in_channels = weights.shape[:2]
+    if min(in_channels, out_channels) < min_channels:
+        raise RewriteRefused(
+            f"channels {in_channels}->{out_channels} below the threshold {min_channels}"
+        )
+    tile = next((m for m in tiles if out_shape[2] % m == 0 and out_shape[3] % m == 0), None)
+    if tile is None:
+        raise RewriteRefused(
+            f"output {out_shape[2]}x{out_shape[3]} is no multiple of tiles {list(tiles)}"
+        )
+    a, b, g = winograd_matrices(tile)
+    alpha = tile + KERNEL - 1
+    # U[i * alpha + j, k, c] = (G w[k, c] G^T)[i, j]
+    transformed = np.einsum("ia,kcab,jb->ijkc", g, weights.astype(np.float64), g)
+    transformed = transformed.reshape(alpha * alpha, out_channels, in_channels)
+    padding = [int(p) for p in attrs.padding]  # top, left, bottom, right
+    builder = mutator.builder_
+    tiles = builder.emit(
+        _call_te(
+            builder,
+            _input_transform(in_shape, out_shape, padding, tile, b),
+            [data],
+            "winograd_input",
+            {"op_pattern": OPAQUE_PATTERN},
+        )
+    )
+    tiles = builder.emit(relax.op.reshape(tiles, [alpha * alpha, in_channels, -1]))
+    products = builder.emit(relax.op.matmul(relax.const(transformed.astype(np.float32)), tiles))
+    entry.update(rewritten=True, tile=tile)
+    return _call_te(
+        builder, _output_transform(out_shape, tile, a), [products], "winograd_output", {}
+    )
+
+
+def _call_te(builder, compute, args: list[Expr], name: str, func_attrs: dict) -> Expr:
+    """``call_tir`` of the PrimFunc ``compute(*placeholders)`` makes, added with ``func_attrs``."""
+    placeholders = [
+        te.placeholder(list(arg.ty.shape), str(arg.ty.dtype), f"in{i}")
+        for i, arg in enumerate(args)
+    ]
+    result = compute(*placeholders)
+    func = te.create_prim_func([*placeholders, result]).without_attr("global_symbol")
+    for key, value in func_attrs.items():
+        func = func.with_attr(key, value)
+    gvar = builder.add_func(func, name)
+    return relax.call_tir(gvar, args, relax.TensorType(result.shape, str(result.dtype)))
+
+
+def _weighted_sum(terms) -> tirx.PrimExpr:
+    """``sum(coefficient * value)`` over the nonzero coefficients, as float32 immediates."""
+    expr = None
+    for coefficient, value in terms:
+        if coefficient == 0:
+            continue
+        term = value if coefficient == 1 else tirx.const(float(coefficient), "float32") * value
+        expr = term if expr is None else expr + term
+    return expr if expr is not None else tirx.const(0.0, "float32")
+
+
+def _int64(shape) -> list[tirx.IntImm]:
+    """A TE shape in Relax's index type (int64), so the call's type matches the PrimFunc's."""
+    return [tirx.IntImm("int64", d) for d in shape]
+
+
+def _select(index: tirx.PrimExpr, values: list[tirx.PrimExpr]) -> tirx.PrimExpr:
+    """``values[index]``: a select chain, which becomes one value once ``index`` is unrolled."""
+    expr = values[-1]
+    for position in range(len(values) - 2, -1, -1):
+        expr = tirx.Select(index == position, values[position], expr)
+    return expr
+
+
+def _tile_columns(width: int, tile: int) -> int:
+    """Tiles per row in ``V`` and ``M``: the image's, rounded up to ``TILE_BLOCK``."""
+    return -(-(width // tile) // TILE_BLOCK) * TILE_BLOCK
+
+
+def _input_transform(in_shape, out_shape, padding, tile, b):
+    """``V[i * alpha + j, c, (n, y, x)] = (B^T d B)[i, j]`` for the input tile at ``(y, x)``
+    (``x`` up to :func:`_tile_columns`; the tiles past the image's edge see zeros)."""
+    batch, channels, height, width = in_shape
+    tiles_h, columns = out_shape[2] // tile, _tile_columns(out_shape[3], tile)
+    alpha = tile + KERNEL - 1
+    top, left = padding[0], padding[1]
+    padded_shape = (batch, channels, tiles_h * tile + KERNEL - 1, columns * tile + KERNEL - 1)
+
+    def compute(data):
+        # Padding is its own block (a copy loop), so the transform reads without conditions.
+        padded = te.compute(
+            _int64(padded_shape),
+            lambda n, c, row, col: tirx.if_then_else(
+                tirx.all(row >= top, row < top + height, col >= left, col < left + width),
+                data[n, c, row - top, col - left],
+                tirx.const(0.0, "float32"),
+            ),
+            "winograd_pad",
+        )
+
+        # The input tiles, each pixel once per tile: the tile the transform reads alpha^2 times.
+        tiles = te.compute(
+            _int64((channels, batch * tiles_h, columns, alpha, alpha)),
+            lambda c, tile_row, x, r, s: padded[
+                tile_row // tiles_h, c, tile_row % tiles_h * tile + r, x * tile + s
+            ],
+            "winograd_tiles",
+            attrs={WINOGRAD_ATTR: "tiles"},
+        )
+
+        # B^T d B in two passes of alpha terms each (not one of alpha^2): B^T d, then (.) B.
+        columns_done = te.compute(
+            _int64((channels, batch * tiles_h, columns, alpha, alpha)),
+            lambda c, tile_row, x, i, s: _select(
+                i,
+                [
+                    _weighted_sum((b[r, ii], tiles[c, tile_row, x, r, s]) for r in range(alpha))
+                    for ii in range(alpha)
+                ],
+            ),
+            "winograd_bt_d",
+            attrs={WINOGRAD_ATTR: "gather"},
+        )
+
+        def element(e, c, tile_row, x):
+            i = e // alpha
+            return _select(
+                e % alpha,
+                [
+                    _weighted_sum(
+                        (b[s, j], columns_done[c, tile_row, x, i, s]) for s in range(alpha)
+                    )
+                    for j in range(alpha)
+                ],
+            )
+
+        return te.compute(
+            _int64((alpha * alpha, channels, batch * tiles_h, columns)),
+            element,
+            "winograd_input",
+            attrs={WINOGRAD_ATTR: "input", TILE_ATTR: tile},
+        )
+
+    return compute
+
+
+def _output_transform(out_shape, tile, a):
+    """``Y[n, k, y * m + u, x * m + v] = (A^T M A)[u, v]`` for the tile at ``(y, x)``."""
+    batch, channels, height, width = out_shape
+    tiles_h, columns = height // tile, _tile_columns(width, tile)
+    alpha = tile + KERNEL - 1
+
+    def compute(products):
+        # A^T M A in two passes of alpha terms each: (.) A per tile row i, then A^T (.).
+        rows_done = te.compute(
+            _int64((channels, batch * tiles_h, columns, alpha, tile)),
+            lambda k, tile_row, x, i, v: _select(
+                v,
+                [
+                    _weighted_sum(
+                        (a[j, vv], products[i * alpha + j, k, tile_row * columns + x])
+                        for j in range(alpha)
+                    )
+                    for vv in range(tile)
+                ],
+            ),
+            "winograd_m_a",
+            attrs={WINOGRAD_ATTR: "gather"},
+        )
+
+        def element(n, k, h, w):
+            tile_row, x = n * tiles_h + h // tile, w // tile
+            return _select(
+                h % tile,
+                [
+                    _weighted_sum(
+                        (a[i, u], rows_done[k, tile_row, x, i, w % tile]) for i in range(alpha)
+                    )
+                    for u in range(tile)
+                ],
+            )
+
+        return te.compute(
+            _int64((batch, channels, height, width)),
+            element,
+            "winograd_output",
+            attrs={WINOGRAD_ATTR: "output", TILE_ATTR: tile},
+        )
+
+    return compute

@@ -90,3 +90,23 @@ class Model:
         """``mod`` with every weight bound as a constant: what gets compiled."""
         bind = {name: tvm.runtime.tensor(value) for name, value in self.params.items()}
         return tvm.relax.transform.BindParams("main", bind)(self.mod) if bind else self.mod
+
+    def folded_module(self) -> tvm.IRModule:
+        """``bound_module`` with everything the weights alone determine already computed.
+
+        ``FoldConstant`` builds and runs each constant call on its own, a compile per call: 69 s
+        for the ~140 weight slices and removed-channel constants of a channel-pruned digits CNN
+        (2 s dense). Here ``LiftTransformParams`` gathers those calls into one function, built
+        once with TVM's default build (8 s there) and run once; ``FoldConstant`` does the rest.
+        """
+        relax = tvm.relax
+        lifted = relax.transform.LiftTransformParams()(self.mod)
+        lift = lifted.get_global_var("main_transform_params")
+        helpers = {gv: f for gv, f in lifted.functions_items() if gv.name_hint != "main"}
+        vm = relax.VirtualMachine(tvm.compile(tvm.IRModule(helpers), target="llvm"), tvm.cpu())
+        weights = [tvm.runtime.tensor(np.ascontiguousarray(v)) for v in self.params.values()]
+        computed = vm[lift.name_hint](weights)
+        main = lifted["main"]
+        bind = dict(zip(main.params[len(self.inputs) :], computed, strict=True))
+        mod = tvm.IRModule({gv: f for gv, f in lifted.functions_items() if gv != lift})
+        return relax.transform.FoldConstant()(relax.transform.BindParams("main", bind)(mod))

@@ -195,6 +195,35 @@ def test_random_30_percent_of_every_group_equals_masked_dense(name, tmp_path):
     assert_outputs_close(dict(zip(reference, actual, strict=True)), reference, rel_tol=REL_TOL)
 
 
+def test_build_computes_removed_channel_constants_once(tmp_path):
+    """At 32x32 the removed channels' constant maps (2 x 32 x 32 values) pass FoldConstant's
+    1024-element limit for ``zeros``, so it leaves their convs to run in every inference; the
+    build's ``folded_module`` computes them once, keeping only the pruned layers' convs."""
+    path = models.save(models.coupled_channels(size=32), tmp_path / "coupled32.onnx")
+    model = load_onnx(path)
+    graph = build_depgraph(model.mod, model.params)
+    plan = {"stem_w": [0, 5], "a_w": [1, 2, 6], "b_w": [1, 2, 6], "side_w": [3]}
+    pruned = prune_channels(model, plan)
+    folded = pruned.folded_module()
+    assert len(_calls(folded, ("relax.nn.conv2d", "relax.matmul"))) == 6  # FoldConstant: 11
+    assert not _calls(folded, ("relax.zeros",))
+    x = np.random.default_rng(0).standard_normal((1, 3, 32, 32)).astype(np.float32)
+    # TVM's default build: exactness does not need the schedule rules, and it compiles faster.
+    dense = relax.VirtualMachine(tvm.compile(model.mod, target="llvm"), tvm.cpu())
+    masked = _run(dense, [x], mask_params(graph, model.params, plan))[0]
+    actual = relax.VirtualMachine(tvm.compile(folded, target="llvm"), tvm.cpu())
+    assert relative_error(_run(actual, [x], {})[0], masked) <= 1e-5
+
+
+def _calls(mod, ops):
+    return [
+        binding.value
+        for block in mod["main"].body.blocks
+        for binding in block.bindings
+        if isinstance(binding.value, relax.Call) and binding.value.op.name in ops
+    ]
+
+
 @pytest.mark.parametrize("norm", ["l1", "l2"])
 def test_magnitude_plan_reaches_the_mac_target_and_drops_weak_filters(coupled, norm):
     graph = build_depgraph(coupled.mod, coupled.params)

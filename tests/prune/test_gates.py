@@ -43,7 +43,10 @@ def test_relax_gradient_matches_finite_differences(digits):
             params = {**model.params, name: model.params[name] + step * direction}
             losses.append(trainer.loss_and_grads(params, x, y)[0])
         numeric = (losses[0] - losses[1]) / 2e-3
-        assert numeric == pytest.approx(float(np.sum(grads[name] * direction)), rel=0.02)
+        # 3 %: at a loss near 0.002, float32 differences and ReLU kinks scatter by ~2 % on any
+        # build (head.5: 1.9 % with TVM's naive llvm build, 2.2 % with the host pipeline, whose
+        # gradients match the naive build's to 1e-6 relative).
+        assert numeric == pytest.approx(float(np.sum(grads[name] * direction)), rel=0.03)
 
 
 def test_fine_tuning_recovers_a_pruned_model_and_keeps_removed_channels_zero(digits):

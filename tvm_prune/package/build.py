@@ -169,9 +169,9 @@ def rewritten_module(
 ) -> tuple[tvm.IRModule, list[tvm.transform.Pass]]:
     """The bound module after our graph rewrites (the form that is tuned and compiled), and the
     rewrites (their reports are filled). Run inside the build's target and ``PassContext``."""
-    # Fold what the bound weights make constant (weight transposes, PruneWeights masks):
-    # TVM's default pipeline does not, and the library would carry both operands.
-    mod = tvm.relax.transform.FoldConstant()(model.bound_module())
+    # Fold what the bound weights make constant (weight transposes, PruneWeights masks,
+    # RemoveChannels slices): TVM's default pipeline does not, and the library would carry both.
+    mod = model.folded_module()
     rewrites = default_rewrites(preset)
     return tvm.transform.Sequential(rewrites)(mod), rewrites
 

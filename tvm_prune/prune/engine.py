@@ -47,7 +47,7 @@ class Evaluator:
         self._dense = {
             name: tvm.runtime.tensor(np.ascontiguousarray(v)) for name, v in model.params.items()
         }
-        self._vm = _host_vm(model.mod)
+        self._vm = host_vm(model.mod)
         self._samples = _split_samples(model, inputs)
         self.compile_seconds = time.perf_counter() - start
         self.runs = 0
@@ -126,7 +126,7 @@ def layer_input_moments(
     for gv, f in model.mod.functions_items():
         if gv.name_hint != "main":
             mod[gv] = f
-    vm = _host_vm(mod)
+    vm = host_vm(mod)
     weights = [tvm.runtime.tensor(np.ascontiguousarray(v)) for v in model.params.values()]
     wants_second = [second and _least_squares_fits(layer, model.params) for layer in layers]
     mean_sums: list = [0.0] * len(taps)
@@ -214,10 +214,13 @@ def patches(value: np.ndarray, geometry, kernel: tuple[int, int]) -> np.ndarray:
     return stacked.transpose(0, 3, 4, 1, 2).reshape(n * h * w, c * k)
 
 
-def _host_vm(mod: tvm.IRModule) -> relax.VirtualMachine:
+def host_vm(mod: tvm.IRModule, report: dict | None = None) -> relax.VirtualMachine:
+    """``mod`` compiled for this machine with the host preset's pipeline (our schedule rules);
+    ``report`` gets the rules' counts (:class:`~tvm_prune.schedule.ApplyScheduleRules`)."""
     preset = resolve_target("host")
     with preset.target:
-        executable = tvm.compile(mod, target=preset.target, relax_pipeline=build_pipeline(preset))
+        pipeline = build_pipeline(preset, report=report)
+        executable = tvm.compile(mod, target=preset.target, relax_pipeline=pipeline)
     use_all_cores()
     return relax.VirtualMachine(executable, tvm.cpu())
 

@@ -91,6 +91,35 @@ def write_channel_plots(report: dict, folder: Path) -> list[Path]:
     return [_save(fig, folder / f"channel_{report['importance']}_macs_vs_accuracy.png")]
 
 
+def write_bench_macs_plot(points, dense_accuracy: float, path: Path, title: str) -> Path:
+    """MACs kept vs held-out accuracy of benchmarked plans, before and after fine-tuning.
+
+    ``points``: ``(importance, channel multiple, MACs kept, accuracy, fine-tuned accuracy or
+    None)``; one series per importance and multiple.
+    """
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    series = sorted({(p[0], p[1]) for p in points})
+    for index, (importance, multiple) in enumerate(series):
+        rows = sorted((p for p in points if p[:2] == (importance, multiple)), key=lambda p: p[2])
+        label = importance + (f" x{multiple}" if multiple > 1 else "")
+        color = f"C{index}"
+        ax.plot([p[2] for p in rows], [p[3] for p in rows], "o--", color=color, label=label)
+        tuned = [p for p in rows if p[4] is not None]
+        if tuned:
+            ax.plot(
+                [p[2] for p in tuned],
+                [p[4] for p in tuned],
+                "^-",
+                color=color,
+                label=f"{label}, fine-tuned",
+            )
+    ax.axhline(dense_accuracy, color="grey", linestyle=":", label="dense")
+    ax.set(xlabel="MACs kept (fraction of dense)", ylabel="held-out accuracy", title=title)
+    ax.legend(fontsize=7)
+    return _save(fig, path)
+
+
 def _save(fig, path: Path) -> Path:
     fig.tight_layout()
     fig.savefig(path, dpi=100)

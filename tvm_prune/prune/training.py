@@ -25,6 +25,7 @@ from ..errors import TvmPruneError
 from ..model import Model
 from ..relax_rewrite import RewriteRefused, rewrite_calls
 from .data import CalibrationData
+from .engine import host_vm
 
 
 class TrainingError(TvmPruneError):
@@ -64,8 +65,10 @@ class Trainer:
         frozen = _batch_norm_statistics(batched.mod)
         self.trainable = [n for n in self.weight_names if n not in frozen]
         module = _training_module(batched.mod, batch, set(self.trainable))
-        executable = tvm.compile(module, target="llvm")
-        self._vm = relax.VirtualMachine(executable, tvm.cpu())
+        # The host preset's pipeline: TVM's plain ``llvm`` build runs naive loops, too slow to
+        # train anything larger than the digits CNN (conv backward is conv-like reductions).
+        self.schedule_report: dict = {}
+        self._vm = host_vm(module, self.schedule_report)
 
     def _args(self, params: Mapping[str, np.ndarray], x: np.ndarray, y: np.ndarray):
         values = [x, *(params[name] for name in self.weight_names), y.astype(np.int64)]
@@ -207,6 +210,8 @@ def _training_module(mod: tvm.IRModule, batch: int, trainable: set[str]) -> tvm.
     outputs = relax.Tuple([loss, logits_out])  # Gradient differentiates the first field
     body = relax.SeqExpr([relax.DataflowBlock(bindings)], outputs)
     train = relax.Function([*main.params, labels], body, relax.TupleType([loss.ty, logits.ty]))
+    # A public symbol, or the build's dead-code pass drops it (only train_adjoint is public).
+    train = train.with_attr("global_symbol", "train")
     module = relax.transform.Normalize()(tvm.IRModule({"train": train}))
     grads = [v for v in module["train"].params if v.name in trainable]
     try:

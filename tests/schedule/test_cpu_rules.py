@@ -7,6 +7,8 @@ otherwise) and compares with ONNX Runtime: max |tvm - ort| <= 1e-4 x max |ort|.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import tvm
@@ -16,6 +18,7 @@ from tvm_prune.frontend import load_onnx
 from tvm_prune.pipeline import build_pipeline
 from tvm_prune.schedule import cpu
 from tvm_prune.schedule.apply_schedule_rules import SCHEDULED_ATTR, ApplyScheduleRules
+from tvm_prune.schedule.cpu.channel_vectors import register_block
 from tvm_prune.target import resolve_target
 from tvm_prune.testing import models, networks
 from tvm_prune.testing.ort import assert_outputs_close, run_ort
@@ -25,6 +28,8 @@ REL_TOL = 1e-4
 
 CASES = {
     "conv3x3_s1": ("Conv", (1, 8, 14, 14), (16, 8, 3, 3), {"pads": [1] * 4}, "Conv2d"),
+    # 4 vectors of output channels on AVX2, 8 pixels wide: a 2 x 4 register tile
+    "conv3x3_2d_tile": ("Conv", (1, 8, 8, 8), (32, 8, 3, 3), {"pads": [1] * 4}, "Conv2d"),
     "conv3x3_s2": (
         "Conv",
         (1, 8, 15, 15),
@@ -143,9 +148,11 @@ def test_conv_schedule_vectorises_output_channels_over_repacked_weights(tmp_path
     assert sch is not None
     text = sch.mod["main"].script()
     assert _loop_kinds(sch.mod["main"]) == {"T.parallel", "T.vectorized", "T.unroll"}
-    lanes = cpu.cpu_params(target).lanes("float32")
-    # weights repacked to [K / lanes, C, R, S, lanes] by a block marked for folding
-    assert f"T.int64({32 // lanes}), T.int64(32), T.int64(3), T.int64(3), T.int64({lanes})" in text
+    params = cpu.cpu_params(target)
+    vectors, _ = register_block(32 // params.lanes("float32"), 32, 3, params)
+    block = vectors * params.lanes("float32")
+    # weights repacked to [K / block, C, R, S, block] by a block marked for folding
+    assert f"T.int64({32 // block}), T.int64(32), T.int64(3), T.int64(3), T.int64({block})" in text
     assert '"meta_schedule.layout_rewrite_preproc": True' in text
     # parallel: padding, and the conv with its epilogue per tile (the repack is too small)
     assert text.count("T.parallel") == 2
@@ -247,3 +254,47 @@ def test_target_parameters():
     assert arm.lanes("float32") == 4
     assert host.vector_bits in (128, 256, 512)
     assert host.lanes("float32") == host.vector_bits // 32
+
+
+@pytest.mark.parametrize("preset", ["host", "aarch64-linux"])
+def test_register_block_fits_the_register_file(preset):
+    """Accumulators, the weight vectors and one broadcast input fit the vector registers; the
+    tile divides the channel vectors and the output width."""
+    params = cpu.cpu_params(resolve_target(preset).target)
+    for channel_vectors in (1, 2, 3, 8, 40, 64):
+        for width in (7, 8, 14, 28, 56, 112):
+            for window in (1, 3, 7):
+                vectors, pixels = register_block(channel_vectors, width, window, params)
+                assert channel_vectors % vectors == 0 and width % pixels == 0
+                assert vectors * pixels + vectors + 1 <= params.vector_registers
+
+
+def test_register_block_shape_comes_from_the_target():
+    avx2 = cpu.CpuParams(vector_bits=256, vector_registers=16, cores=2)
+    neon = cpu.cpu_params(resolve_target("aarch64-linux").target)
+    # 3x3 conv, 64 output channels, 56 wide: 2 weight vectors x 4 pixels share 6 broadcasts
+    assert register_block(64 // 8, 56, 3, avx2) == (2, 4)
+    # 14 wide: 1 x 7 (2 x 7 would spill, 4 x 2 loads more per FMA)
+    assert register_block(256 // 8, 14, 3, avx2) == (1, 7)
+    # NEON's 32 registers hold a larger tile of its 4-lane vectors
+    vectors, pixels = register_block(64 // 4, 56, 3, neon)
+    assert vectors * pixels > 8 and vectors > 1
+
+
+def test_conv_inner_loop_keeps_accumulators_in_registers(tmp_path):
+    """The FMA loop of a 2-D register tile has no stack traffic (no spilled accumulators)."""
+    params = cpu.cpu_params(resolve_target("host").target)
+    if (params.vector_bits, params.vector_registers) != (256, 16):
+        pytest.skip("the assembly checked is AVX2's")
+    path = models.save(
+        networks.single_op("Conv", (1, 32, 28, 28), weight=(64, 32, 3, 3), pads=[1] * 4),
+        tmp_path / "conv.onnx",
+    )
+    _, executable, _ = compile_on(path)
+    asm = executable.mod.imports[0].inspect_source("s")
+    blocks = re.split(r"^\.LBB\d+_\d+:", asm, flags=re.M)
+    # the FMA loop: the basic block with the most FMAs, up to its backward jump
+    loop = max(blocks, key=lambda block: block.count("vfmadd")).split("\tj")[0]
+    # one channel block: 2 vectors x 4 pixels x 3 taps of a kernel row, at least
+    assert loop.count("vfmadd") >= 2 * 4 * 3
+    assert "rsp" not in loop, loop

@@ -269,32 +269,38 @@ def test_register_block_fits_the_register_file(preset):
                 assert vectors * pixels + vectors + 1 <= params.vector_registers
 
 
-def test_register_block_shape_comes_from_the_target():
+def test_register_block_shapes():
     avx2 = cpu.CpuParams(vector_bits=256, vector_registers=16, cores=2)
     neon = cpu.cpu_params(resolve_target("aarch64-linux").target)
     # 3x3 conv, 64 output channels, 56 wide: 2 weight vectors x 4 pixels share 6 broadcasts
     assert register_block(64 // 8, 56, 3, avx2) == (2, 4)
     # 14 wide: 1 x 7 (2 x 7 would spill, 4 x 2 loads more per FMA)
     assert register_block(256 // 8, 14, 3, avx2) == (1, 7)
-    # NEON's 32 registers hold a larger tile of its 4-lane vectors
-    vectors, pixels = register_block(64 // 4, 56, 3, neon)
-    assert vectors * pixels > 8 and vectors > 1
+    # NEON: 96 channels are 24 vectors of 4; 3 x 4 is the spill-free tile with fewest loads
+    assert register_block(96 // 4, 56, 3, neon) == (3, 4)
+    assert register_block(96 // 4, 14, 3, neon) == (1, 7)
 
 
-def test_conv_inner_loop_keeps_accumulators_in_registers(tmp_path):
-    """The FMA loop of a 2-D register tile has no stack traffic (no spilled accumulators)."""
-    params = cpu.cpu_params(resolve_target("host").target)
-    if (params.vector_bits, params.vector_registers) != (256, 16):
-        pytest.skip("the assembly checked is AVX2's")
+@pytest.mark.parametrize(
+    ("preset", "fma", "stack_vector"),
+    [("host", "vfmadd", r"\(%rsp\)"), ("aarch64-linux", "fmla", r"q\d+, \[sp")],
+)
+def test_conv_inner_loop_keeps_accumulators_in_registers(preset, fma, stack_vector, tmp_path):
+    """The FMA loop of the register tile has no vector stack traffic (no spilled accumulators):
+    checked on the assembly of the host (AVX2) and of the aarch64 preset (NEON)."""
+    params = cpu.cpu_params(resolve_target(preset).target)
+    if preset == "host" and (params.vector_bits, params.vector_registers) != (256, 16):
+        pytest.skip("the host assembly checked is AVX2's")
     path = models.save(
         networks.single_op("Conv", (1, 32, 28, 28), weight=(64, 32, 3, 3), pads=[1] * 4),
         tmp_path / "conv.onnx",
     )
-    _, executable, _ = compile_on(path)
+    _, executable, _ = compile_on(path, preset)
     asm = executable.mod.imports[0].inspect_source("s")
     blocks = re.split(r"^\.LBB\d+_\d+:", asm, flags=re.M)
-    # the FMA loop: the basic block with the most FMAs, up to its backward jump
-    loop = max(blocks, key=lambda block: block.count("vfmadd")).split("\tj")[0]
-    # one channel block: 2 vectors x 4 pixels x 3 taps of a kernel row, at least
-    assert loop.count("vfmadd") >= 2 * 4 * 3
-    assert "rsp" not in loop, loop
+    # the FMA loop: the basic block with the most FMAs, up to its backward branch
+    loop = re.split(r"\tb\.|\tj", max(blocks, key=lambda block: block.count(fma)))[0]
+    vectors, pixels = register_block(64 // params.lanes("float32"), 28, 3, params)
+    assert vectors * pixels > 1
+    assert loop.count(fma) >= vectors * pixels * 3  # one kernel row of the tile, at least
+    assert not re.search(stack_vector, loop), loop

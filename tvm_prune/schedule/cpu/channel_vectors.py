@@ -151,17 +151,24 @@ def register_block(
     ``pixels + window - 1`` input broadcasts (neighbouring pixels share inputs) for
     ``vectors x pixels x window`` FMAs. The tile with the most FMAs per load wins, then the one
     with more accumulators. The accumulators, the weight vectors and one broadcast must fit the
-    vector registers with a few to spare: LLVM spills accumulators otherwise (2 x 7 on AVX2's
-    16 registers runs at half speed), and NEON's 32 registers get a larger tile than AVX2's.
+    vector registers with some to spare: LLVM spills accumulators otherwise (2 x 7 on AVX2's
+    16 registers runs at half speed). NEON's 4-lane vectors give it more channel vectors to
+    tile than AVX2 for the same conv.
     """
+    registers = params.vector_registers
+    # At most 12 accumulators: x86 FMAs read weights from memory, so 12 of AVX2's 16
+    # registers can accumulate; LLVM's aarch64 code keeps each input of a kernel row in a
+    # register of its own, and spilled 2 x 7 and 2 x 8 tiles of NEON's 32 (checked on the
+    # assembly, see tests/schedule).
+    max_accumulators = min(registers - 4, 12)
     best, best_key = (1, 1), None
     for vectors in divisors(channel_vectors):
         for pixels in divisors(width):
             accumulators = vectors * pixels
             if (
                 vectors > 4
-                or accumulators > params.vector_registers - 4
-                or accumulators + vectors + 1 > params.vector_registers
+                or accumulators > max_accumulators
+                or accumulators + vectors + 1 > registers
             ):
                 continue
             loads = vectors * window + pixels + window - 1

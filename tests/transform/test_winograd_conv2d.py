@@ -16,10 +16,11 @@ import pytest
 import tvm
 from tvm import relax
 
+from tvm_prune.errors import TargetError
 from tvm_prune.frontend import load_onnx
 from tvm_prune.pipeline import build_pipeline
 from tvm_prune.target import resolve_target
-from tvm_prune.target.presets import load_preset
+from tvm_prune.target.presets import WinogradPolicy, load_preset
 from tvm_prune.testing import models, networks
 from tvm_prune.testing.ort import relative_error, run_ort
 from tvm_prune.transform import WinogradConv2d, default_rewrites
@@ -139,3 +140,9 @@ def test_winograd_builds_for_aarch64(tmp_path):
     assert schedule["scheduled"].get("WinogradTransform") == 2, schedule
     assert schedule["scheduled"].get("Matmul") == 1, schedule
     assert schedule["fallback"] == 0, schedule
+
+
+@pytest.mark.parametrize("entry", [{"tiles": [3]}, {"tiles": []}, {"min_channel": 8}])
+def test_bad_winograd_policy_is_a_one_line_error(entry):
+    with pytest.raises(TargetError, match="winograd needs 'tiles'"):
+        WinogradPolicy.from_dict(entry, "target preset x")

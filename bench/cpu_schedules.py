@@ -236,16 +236,17 @@ def _alternating(runs, repeats, repeat: int, block: int = 3) -> dict[str, float]
 def _print_profile(path, shapes, inputs, count: int) -> None:
     import tvm
 
+    from tvm_prune.package.build import rewritten_module
     from tvm_prune.pipeline import build_pipeline
     from tvm_prune.target import resolve_target
     from tvm_prune.testing.profile import profile_kernels
-    from tvm_prune.transform import default_rewrites
 
     model = tvm_prune.load_onnx(path, input_shapes=shapes)
     preset = resolve_target("host")
     with preset.target:
-        # The graph rewrites `compile` runs, so the profile is of the timed library.
-        mod = tvm.transform.Sequential(default_rewrites())(model.bound_module())
+        # The graph rewrites `compile` runs for the preset, so the profile is of the timed
+        # library.
+        mod, _ = rewritten_module(model, preset)
         executable = tvm.compile(mod, target=preset.target, relax_pipeline=build_pipeline(preset))
     arrays = [tvm.runtime.tensor(inputs[spec.name]) for spec in model.inputs]
     rows = profile_kernels(executable, arrays)

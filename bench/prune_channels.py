@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import os
 import tempfile
 from pathlib import Path
 
@@ -118,7 +119,8 @@ def bench(title, model: Model, train, test, plans, steps: int, trainer, tmp: Pat
 def write_results(folder: Path, key: str, table: dict, command: str) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     today = datetime.date.today().isoformat()
-    text = [f"# {command}, host, {today}", "", *table["lines"], ""]
+    threads = os.environ.get("TVM_NUM_THREADS", "all cores")
+    text = [f"# {command}, host, TVM_NUM_THREADS={threads}, {today}", "", *table["lines"], ""]
     (folder / f"prune_channels_{key}.md").write_text("\n".join(text))
     write_bench_macs_plot(
         table["points"], table["dense"], folder / f"prune_channels_{key}.png", table["title"]

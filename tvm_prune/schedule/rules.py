@@ -11,9 +11,10 @@ from tvm.s_tir import dlight as dl
 from ..target import TargetPreset
 from . import cpu, hexagon, mali
 
-_SETS = {
+
+def _cpu_rules() -> tuple[dl.ScheduleRule, ...]:
     # x86 and Arm share the family; the numbers come from each target.
-    "cpu": lambda: (
+    return (
         cpu.WinogradTransform(),
         cpu.DepthwiseConv2d(),
         cpu.Conv2d(),
@@ -21,16 +22,12 @@ _SETS = {
         cpu.Pool(),
         cpu.Injective(),
         dl.cpu.Reduction(),
-    ),
-    "arm_cpu": lambda: (
-        cpu.WinogradTransform(),
-        cpu.DepthwiseConv2d(),
-        cpu.Conv2d(),
-        cpu.Matmul(),
-        cpu.Pool(),
-        cpu.Injective(),
-        dl.cpu.Reduction(),
-    ),
+    )
+
+
+_SETS = {
+    "cpu": _cpu_rules,
+    "arm_cpu": _cpu_rules,
     "mali": lambda: mali.rules(),
     # HVX is programmed like a CPU's vector unit, 128-byte vectors (see cpu.base.cpu_params);
     # int8 dense gets the vrmpy instruction first.

@@ -167,17 +167,22 @@ def register_tile(extent: int, limit: int) -> int:
 def inline_around(sch: s_tir.Schedule, main) -> None:
     """Inline every other block that can be, except padding (kept as its own copy loop)."""
     for block in blocks_of(sch):
-        if sch.get(block).same_as(sch.get(main)) or is_reduction_block(sch, block):
-            continue
-        if has_if_then_else(sch, block):
-            continue
+        if not (sch.get(block).same_as(sch.get(main)) or is_reduction_block(sch, block)):
+            inline_block(sch, block)
+
+
+def inline_block(sch: s_tir.Schedule, block) -> None:
+    """Inline ``block`` into its consumer, else into its producer (an epilogue); padding and
+    blocks that inline neither way stay as they are."""
+    if has_if_then_else(sch, block):
+        return
+    try:
+        sch.compute_inline(block)
+    except s_tir.ScheduleError:
         try:
-            sch.compute_inline(block)
+            sch.reverse_compute_inline(block)
         except s_tir.ScheduleError:
-            try:
-                sch.reverse_compute_inline(block)
-            except s_tir.ScheduleError:
-                pass
+            pass
 
 
 def single_epilogue(sch: s_tir.Schedule, main):

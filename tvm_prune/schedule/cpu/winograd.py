@@ -26,6 +26,7 @@ from .tiling import (
     block_work,
     blocks_of,
     has_if_then_else,
+    inline_block,
     parallel_if_worth,
     schedule_injective_block,
     vector_tile,
@@ -52,7 +53,9 @@ class WinogradTransform(CpuScheduleRule):
         dtype = str(sch.get(block).writes[0].source.dtype)
         for other in blocks_of(sch):
             if not any(sch.get(other).same_as(sch.get(b)) for b in marked.values()):
-                _inline_epilogue(sch, other)
+                # A bias reshape into its consumer; the conv's epilogue (bias, BN,
+                # activation, residual) into the output transform.
+                inline_block(sch, other)
         rest = [
             b
             for b in blocks_of(sch)
@@ -68,20 +71,6 @@ class WinogradTransform(CpuScheduleRule):
         else:
             _schedule_output(sch, block, marked["gather"], lanes)
         return sch
-
-
-def _inline_epilogue(sch: s_tir.Schedule, block) -> None:
-    """Inline ``block`` into its consumer (a bias reshape) or, for the conv's epilogue (bias,
-    BN, activation, residual), into the output transform; padding stays a block of its own."""
-    if has_if_then_else(sch, block):
-        return
-    try:
-        sch.compute_inline(block)
-    except s_tir.ScheduleError:
-        try:
-            sch.reverse_compute_inline(block)
-        except s_tir.ScheduleError:
-            pass
 
 
 def _schedule_input(sch: s_tir.Schedule, block, tiles, first_pass, lanes: int) -> None:

@@ -219,9 +219,11 @@ def schedule_injective_block(sch: s_tir.Schedule, block, params: CpuParams, dtyp
         sch.vectorize(inner)
 
 
-# Below this many loop iterations (all loops of a block), a parallel launch costs more than it
-# saves: small kernels (the digits CNN) stay on the calling thread.
-MIN_PARALLEL_WORK = 32768
+# Below this many loop iterations (all loops of a block: multiply-adds of a conv, elements of a
+# copy), a parallel launch costs more than it saves: waking the pool's other thread takes 5-10 us
+# here, about what half a million multiply-adds take on one core. Small kernels (the digits CNN,
+# paddings) stay on the calling thread.
+MIN_PARALLEL_WORK = 1 << 19
 
 
 def block_work(sch: s_tir.Schedule, block) -> int:

@@ -57,6 +57,10 @@ def build_pipeline(
                 # fusion puts into the producing conv's epilogue (batch_norm itself stays a
                 # kernel of its own, a pass over memory with a square root per element).
                 relax.transform.DecomposeOpsForInference(),
+                # The decomposed batch norm is still read through its tuple's first field, and
+                # fusion stops at the tuple: without this, the activation after every batch
+                # norm is a kernel of its own (another pass over memory).
+                relax.transform.CanonicalizeBindings(),
                 *cpu_generic.legalize_passes(target),
                 *schedule,
                 *cpu_generic.dataflow_lower_passes(target),

@@ -7,8 +7,8 @@ Per model: median latency of ONNX Runtime (intra-op threads = cores), tvm-prune 
 default schedules (``schedule_rules=False``: naive loops on CPU), tvm-prune with the
 zero-tuning rules, and with the tuning records of ``--tuned`` applied where they match (the
 rules elsewhere; "applied" counts the kernels records took), all on the same input and measured
-in alternation so machine noise hits all of them (a few runs per turn, the first of each turn
-not counted).
+in alternation so machine noise hits all of them (turns of at least 0.2 s, the first two runs
+of each turn not counted).
 Prints ratios to ORT, GFLOP/s (convolutions and matmuls counted from the ONNX graph)
 and the fraction of FP32 peak (cores x FMA units x lanes x 2 x clock, from /proc/cpuinfo).
 ``--profile N`` prints the N slowest kernels of the rules build.
@@ -17,6 +17,7 @@ and the fraction of FP32 peak (cores x FMA units x lanes x 2 x clock, from /proc
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import tempfile
 import time
@@ -29,6 +30,8 @@ import tvm_prune
 from tvm_prune.testing import models, networks
 
 REPO = Path(__file__).resolve().parents[1]
+# Shortest turn of one runtime in the alternation (see ``_alternating``).
+TURN_SECONDS = 0.2
 
 
 def main() -> None:
@@ -212,21 +215,30 @@ def _ort_session(path: Path):
 
 
 def _alternating(runs, repeats, repeat: int, block: int = 3) -> dict[str, float]:
-    """Median ms per run label; the labels take turns each round, ``block`` runs per turn.
+    """Median ms per run label; the labels take turns each round, each turn at least ``block``
+    timed runs and at least ``TURN_SECONDS`` long (labels in ``repeats``: one timed run per turn,
+    for that many rounds).
 
-    Both runtimes keep their worker threads spinning for a while after a run; the first run of
-    each turn absorbs the other runtime's spinning threads and is not counted.
+    Both runtimes keep their worker threads spinning for a while after a run, and a spinning
+    thread of one slows the other's parallel kernels: short turns (a small model's 3 runs last
+    0.3 ms) measured that interference, not the runtimes. So the first two runs of each turn
+    absorb the other runtime's spinning and are not counted, and turns are long.
     """
-    for run in runs.values():
+    turns = {}
+    for label, run in runs.items():
         run()
+        start = time.perf_counter()
+        run()
+        seconds = time.perf_counter() - start
+        turns[label] = 1 if label in repeats else max(block, math.ceil(TURN_SECONDS / seconds))
     times = {label: [] for label in runs}
     for round_ in range(repeat):
         for label, run in runs.items():
             if round_ >= repeats.get(label, repeat):
                 continue
-            turn = block if label not in repeats else 1
-            run()
-            for _ in range(turn):
+            for _ in range(2):
+                run()
+            for _ in range(turns[label]):
                 start = time.perf_counter()
                 run()
                 times[label].append(time.perf_counter() - start)

@@ -15,9 +15,11 @@ from tvm_prune.testing.ort import assert_outputs_close, random_inputs, run_ort
 from .conftest import PPOCR_DET_SHAPES, skip_unless_all_models
 
 REL_TOL = 1e-4
-# 550 MB and 350 MB of weights: 1-2 min each to randomise, compile, compress and run, and no
-# operator that AlexNet (LRN, large kernels), ResNet-50 and Inception (3x3 convs) lack.
-HEAVY = {"light_vgg19", "light_zfnet512"}
+# VGG-19 and ZFNet: 550 MB and 350 MB of weights, 1-2 min each to randomise, compile, compress
+# and run; DenseNet-121: 120 convs of as many shapes, 1-1.5 min to compile. None has an operator
+# that AlexNet (LRN, large kernels), ResNet-50, Inception (3x3 convs, concats, batch norms) and
+# SqueezeNet lack.
+HEAVY = {"light_vgg19", "light_zfnet512", "light_densenet121"}
 
 
 @pytest.mark.parametrize("name", models.light_model_names())

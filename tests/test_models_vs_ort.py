@@ -33,7 +33,7 @@ def test_light_model_imports(name):
 @pytest.mark.parametrize("name", models.light_model_names())
 def test_light_model_with_random_weights(name, tmp_path):
     if name in HEAVY:
-        skip_unless_all_models("the same operators as the lighter models, with far more weights")
+        skip_unless_all_models("the same operators as the lighter models, minutes to compile")
     path = models.save(models.randomized_light_model(name), tmp_path / f"{name}.onnx")
     package = tvm_prune.compile(path, target="host", output=tmp_path / f"{name}.tar")
     inputs = random_inputs(package.inputs)

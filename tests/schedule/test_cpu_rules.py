@@ -60,6 +60,22 @@ CASES = {
         {"pads": [1] * 4, "group": 8, "strides": [2, 2]},
         "DepthwiseConv2d",
     ),
+    # Even padded width (22): the copy's interior columns split from the two edge ones.
+    "depthwise_s2_even": (
+        "Conv",
+        (1, 8, 12, 20),
+        (8, 1, 3, 3),
+        {"pads": [1] * 4, "group": 8, "strides": [2, 2]},
+        "DepthwiseConv2d",
+    ),
+    # A prime output width above two vectors has no vector tile: Conv2d takes it.
+    "depthwise_prime_width": (
+        "Conv",
+        (1, 4, 5, 29),
+        (4, 1, 3, 3),
+        {"pads": [1] * 4, "group": 4},
+        "Conv2d",
+    ),
     "depthwise_5x5_unpadded": (
         "Conv",
         (1, 8, 12, 12),

@@ -2,11 +2,12 @@
 
     TVM_NUM_THREADS=1 python bench/conv_kernels.py [--threads 1] [--repeat 20] [--only r18,mv2]
 
-Each ResNet-18 and MobileNetV2 layer shape (conv + bias + ReLU, batch 1, random weights) is a
-one-node ONNX model, compiled with ``tvm_prune.compile(target="host")`` and run next to an ORT
-session on the same input, in alternation (median of ``--repeat`` rounds). With one thread on
-each side (the default) the ratio is far less sensitive to other load on the machine than
-whole-model timings. Outputs are compared too (max |tvm - ort| / max |ort|).
+Each ResNet-18 and MobileNetV2 layer shape, and PP-OCRv4 det's costliest conv (conv + bias +
+ReLU, batch 1, random weights) is a one-node ONNX model, compiled with
+``tvm_prune.compile(target="host")`` and run next to an ORT session on the same input, in
+alternation (median of ``--repeat`` rounds). With one thread on each side (the default) the
+ratio is far less sensitive to other load on the machine than whole-model timings. Outputs are
+compared too (max |tvm - ort| / max |ort|).
 """
 
 from __future__ import annotations
@@ -48,13 +49,16 @@ MOBILENETV2 = {
     "mv2 1x1 960-320@7": (960, 7, 320, 1, 1, 1),
     "mv2 1x1 320-1280@7": (320, 7, 1280, 1, 1, 1),
 }
+PPOCR_DET = {
+    "det 3x3 96-24@160": (96, 160, 24, 3, 1, 1),
+}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=1, help="threads for ORT and TVM")
     parser.add_argument("--repeat", type=int, default=20, help="timed rounds per kernel")
-    parser.add_argument("--only", default="", help="comma-separated name prefixes (r18, mv2)")
+    parser.add_argument("--only", default="", help="comma-separated name prefixes (r18, mv2, det)")
     args = parser.parse_args()
     # TVM reads its thread count once, when its runtime thread pool starts.
     os.environ.setdefault("TVM_NUM_THREADS", str(args.threads))
@@ -65,7 +69,7 @@ def main() -> None:
     from tvm_prune.testing import models, networks
     from tvm_prune.testing.ort import relative_error
 
-    cases = {**RESNET18, **MOBILENETV2}
+    cases = {**RESNET18, **MOBILENETV2, **PPOCR_DET}
     prefixes = tuple(p for p in args.only.split(",") if p)
     rows = []
     totals = {"ORT": 0.0, "rules": 0.0}

@@ -56,6 +56,7 @@ def test_compile_with_prune_records_the_plan(tmp_path):
     names = [t["name"] for t in meta["transforms"]]
     assert names == [
         "PruneWeights",
+        "FoldBatchNormIntoConv",
         "FoldUpsampleIntoConv",
         "LowerUpsampling",
         "EmitUpsampleKernels",

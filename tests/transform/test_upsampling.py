@@ -224,6 +224,7 @@ def test_ppocr_det_with_and_without_the_rewrites(tmp_path):
         input_shapes=shapes,
         output=tmp_path / "plain.tar",
         disabled_passes=[
+            "FoldBatchNormIntoConv",
             "FoldUpsampleIntoConv",
             "LowerUpsampling",
             "EmitUpsampleKernels",

@@ -11,6 +11,7 @@ disabled list).
 from ..target.presets import TargetPreset
 from .dense_to_grouped import DenseToGroupedConv
 from .emit_upsample_kernels import EmitUpsampleKernels
+from .fold_batch_norm import FoldBatchNormIntoConv
 from .fold_upsample_into_conv import FoldUpsampleIntoConv
 from .lower_conv_transpose import LowerConvTransposeToConv
 from .lower_upsampling import LowerUpsampling
@@ -25,6 +26,7 @@ def default_rewrites(preset: TargetPreset | None = None) -> list:
     when ``preset`` declares which conv groupings it runs, then ``WinogradConv2d`` when it
     declares which convs it runs as Winograd."""
     rewrites = [
+        FoldBatchNormIntoConv(),
         FoldUpsampleIntoConv(),
         LowerUpsampling(),
         EmitUpsampleKernels(),
@@ -41,6 +43,7 @@ def default_rewrites(preset: TargetPreset | None = None) -> list:
 __all__ = [
     "DenseToGroupedConv",
     "EmitUpsampleKernels",
+    "FoldBatchNormIntoConv",
     "FoldUpsampleIntoConv",
     "LowerConvTransposeToConv",
     "LowerUpsampling",

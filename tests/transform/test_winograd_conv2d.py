@@ -24,7 +24,7 @@ from tvm_prune.target.presets import WinogradPolicy, load_preset
 from tvm_prune.testing import models, networks
 from tvm_prune.testing.ort import relative_error, run_ort
 from tvm_prune.transform import WinogradConv2d, default_rewrites
-from tvm_prune.transform.winograd_conv2d import winograd_matrices
+from tvm_prune.transform.winograd_conv2d import GEMM_COLUMNS, winograd_matrices
 
 from ..conftest import relax_op_names
 
@@ -70,6 +70,24 @@ def test_winograd_matches_ort(tmp_path, x_shape, weight, pads, tile):
     ours = relax.VirtualMachine(executable, tvm.cpu())["main"](tvm.runtime.tensor(x)).numpy()
     (reference,) = run_ort(path, {"x": x}).values()
     assert relative_error(ours, reference) <= REL_TOL
+
+
+@pytest.mark.parametrize(("size", "tile", "tiles"), [(28, 4, 64), (14, 2, 64), (56, 4, 224)])
+def test_gemm_tiles_are_padded_to_whole_register_tiles(tmp_path, size, tile, tiles):
+    """28x28 under F(4x4) has 7 x 8 tiles (one AVX2 vector per 7 would leave the GEMM with 8
+    broadcasts per vector load): rows of zero tiles pad it to 64; 56x56 has 14 x 16 = 224."""
+    rewrite = WinogradConv2d(tiles=(tile,))
+    _, _, rewritten, _ = _rewritten(
+        tmp_path, (1, 8, size, size), (8, 8, 3, 3), rewrite, pads=[1] * 4
+    )
+    (shape,) = [
+        [int(d) for d in binding.value.ty.shape]
+        for block in rewritten["main"].body.blocks
+        for binding in block.bindings
+        if isinstance(binding.value, relax.Call) and binding.value.op.name == "relax.matmul"
+    ]
+    assert shape == [(tile + 2) ** 2, 8, tiles]
+    assert tiles % GEMM_COLUMNS == 0
 
 
 def test_transform_matrices_reproduce_a_correlation():

@@ -6,8 +6,9 @@ Rewrites
 
     - ``winograd_input``: the padded input cut into ``m x m`` output tiles (``alpha x alpha``
       input tiles overlapping by 2), each transformed ``B^T d B`` in two passes, laid out
-      ``V[alpha^2, C, tiles]`` (tiles per row padded to ``TILE_BLOCK``); the matrix entries
-      are immediates, zero terms dropped;
+      ``V[alpha^2, C, tiles]`` (tiles per row padded to ``TILE_BLOCK``, then rows of zero
+      tiles up to a multiple of ``GEMM_COLUMNS`` tiles); the matrix entries are immediates,
+      zero terms dropped;
     - ``R.matmul(U, V)``: ``alpha^2`` independent ``[K, C] x [C, tiles]`` GEMMs, which the
       ``Matmul`` schedule rule blocks and vectorises along the tiles;
     - ``winograd_output``: ``A^T M A`` per tile in two passes, written back as
@@ -59,6 +60,10 @@ TILE_ATTR = "tvm_prune.winograd_tile"
 # Tiles per row are padded to a multiple of this, so the transforms' vectors along a row of
 # tiles and the GEMM's along all tiles are whole vectors (one AVX2, two NEON) at any width.
 TILE_BLOCK = 8
+# Tile rows per image are padded (with tiles of zeros) until all tiles are a multiple of this:
+# the GEMM's register tile is then 4 AVX2 vectors wide at every size (28x28 under F(4x4) has
+# 7 x 8 tiles: one vector wide and 8 broadcasts per vector load without the padding).
+GEMM_COLUMNS = 32
 
 
 @tvm.transform.module_pass(opt_level=0, name="WinogradConv2d")
@@ -192,14 +197,28 @@ def _select(index: tirx.PrimExpr, values: list[tirx.PrimExpr]) -> tirx.PrimExpr:
 
 def _tile_columns(width: int, tile: int) -> int:
     """Tiles per row in ``V`` and ``M``: the image's, rounded up to ``TILE_BLOCK``."""
-    return -(-(width // tile) // TILE_BLOCK) * TILE_BLOCK
+    return _round_up(width // tile, TILE_BLOCK)
+
+
+def _tile_rows(height: int, width: int, tile: int) -> int:
+    """Tile rows per image in ``V`` and ``M``: the image's, then rows of zero tiles until the
+    tiles are a multiple of ``GEMM_COLUMNS``."""
+    rows, columns = height // tile, _tile_columns(width, tile)
+    while rows * columns % GEMM_COLUMNS:
+        rows += 1
+    return rows
+
+
+def _round_up(value: int, multiple: int) -> int:
+    return -(-value // multiple) * multiple
 
 
 def _input_transform(in_shape, out_shape, padding, tile, b):
     """``V[i * alpha + j, c, (n, y, x)] = (B^T d B)[i, j]`` for the input tile at ``(y, x)``
     (``x`` up to :func:`_tile_columns`; the tiles past the image's edge see zeros)."""
     batch, channels, height, width = in_shape
-    tiles_h, columns = out_shape[2] // tile, _tile_columns(out_shape[3], tile)
+    tiles_h = _tile_rows(out_shape[2], out_shape[3], tile)
+    columns = _tile_columns(out_shape[3], tile)
     alpha = tile + KERNEL - 1
     top, left = padding[0], padding[1]
     padded_shape = (batch, channels, tiles_h * tile + KERNEL - 1, columns * tile + KERNEL - 1)
@@ -265,7 +284,7 @@ def _input_transform(in_shape, out_shape, padding, tile, b):
 def _output_transform(out_shape, tile, a):
     """``Y[n, k, y * m + u, x * m + v] = (A^T M A)[u, v]`` for the tile at ``(y, x)``."""
     batch, channels, height, width = out_shape
-    tiles_h, columns = height // tile, _tile_columns(width, tile)
+    tiles_h, columns = _tile_rows(height, width, tile), _tile_columns(width, tile)
     alpha = tile + KERNEL - 1
 
     def compute(products):

@@ -221,25 +221,29 @@ def _input_transform(in_shape, out_shape, padding, tile, b):
     columns = _tile_columns(out_shape[3], tile)
     alpha = tile + KERNEL - 1
     top, left = padding[0], padding[1]
-    padded_shape = (batch, channels, tiles_h * tile + KERNEL - 1, columns * tile + KERNEL - 1)
+    # The padded input with its columns split by phase: column ``col`` is at
+    # ``[..., col % m, col // m]``, so a tile position is one contiguous run across the tiles of
+    # a row (the transform's vector) instead of a stride-``m`` gather; columns past ``width``
+    # read zeros up to ``columns * m + m``.
+    padded_shape = (batch, channels, tiles_h * tile + KERNEL - 1, tile, columns + 1)
 
     def compute(data):
         # Padding is its own block (a copy loop), so the transform reads without conditions.
-        padded = te.compute(
-            _int64(padded_shape),
-            lambda n, c, row, col: tirx.if_then_else(
+        def pad(n, c, row, phase, col_block):
+            col = col_block * tile + phase
+            return tirx.if_then_else(
                 tirx.all(row >= top, row < top + height, col >= left, col < left + width),
                 data[n, c, row - top, col - left],
                 tirx.const(0.0, "float32"),
-            ),
-            "winograd_pad",
-        )
+            )
+
+        padded = te.compute(_int64(padded_shape), pad, "winograd_pad")
 
         # The input tiles, each pixel once per tile: the tile the transform reads alpha^2 times.
         tiles = te.compute(
             _int64((channels, batch * tiles_h, columns, alpha, alpha)),
             lambda c, tile_row, x, r, s: padded[
-                tile_row // tiles_h, c, tile_row % tiles_h * tile + r, x * tile + s
+                tile_row // tiles_h, c, tile_row % tiles_h * tile + r, s % tile, x + s // tile
             ],
             "winograd_tiles",
             attrs={WINOGRAD_ATTR: "tiles"},

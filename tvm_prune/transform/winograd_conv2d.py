@@ -20,9 +20,11 @@ Rewrites
     instead of 9 (F(4x4): 2.25 instead of 9) plus the two transforms, linear in ``C + K``.
 Only when
     NCHW / OIHW layouts, a 3x3 kernel, stride 1, dilation 1, groups 1, static shapes, a
-    constant kernel, float32, output sides that a tile of ``tiles`` divides, and at least
-    ``min_channels`` input and output channels (below that the transforms cost more than the
-    multiplies they save; the preset's threshold is measured by ``bench/winograd.py``).
+    constant kernel, float32, output sides that a tile of ``tiles`` divides (or, padded up to
+    its multiple and cropped, give at least ``MIN_CROPPED_TILES`` tiles: 14x14 under F(4x4)),
+    and at least ``min_channels`` input and output channels (below that the transforms cost
+    more than the multiplies they save; the preset's threshold is measured by
+    ``bench/winograd.py``).
 Leaves alone
     everything else, with the reason in ``report``.
 Run after
@@ -64,13 +66,21 @@ TILE_BLOCK = 8
 # the GEMM's register tile is then 4 AVX2 vectors wide at every size (28x28 under F(4x4) has
 # 7 x 8 tiles: one vector wide and 8 broadcasts per vector load without the padding).
 GEMM_COLUMNS = 32
+# An output side the tile does not divide is padded up to its multiple (the extra outputs are
+# computed and dropped) only where that gives at least this many tiles per image: with fewer
+# (7x7 has 4 under F(4x4)), each transformed weight, 4x the direct kernel's bytes, serves too
+# few tiles and the GEMM is bound by streaming them (bench/winograd.py: 512@7 runs F(2x2) at
+# 0.7x and F(4x4) at 0.5x of direct; 256@14 under F(4x4), 16 tiles, at 1.3x).
+MIN_CROPPED_TILES = 16
 
 
 @tvm.transform.module_pass(opt_level=0, name="WinogradConv2d")
 class WinogradConv2d:
     """See the module docstring. ``tiles``: the output tile sides ``m`` to use, in order of
     preference (4: F(4x4, 3x3), 2: F(2x2, 3x3)); a conv gets the first that divides both its
-    output sides (F(2x2) for 14x14 under ``(4, 2)``), none is refused. After a run, ``report``
+    output sides (F(2x2) for 14x14 under ``(4, 2)``), else the first that gives at least
+    ``MIN_CROPPED_TILES`` tiles on the padded output (F(4x4) for 14x14 under ``(4,)``), else
+    none (refused). After a run, ``report``
     lists every conv seen: its shapes and the tile it got, or why it was left alone."""
 
     def __init__(self, tiles: tuple[int, ...] = (4, 2), min_channels: int = 1) -> None:
@@ -128,10 +138,11 @@ def _rewrite(mutator, call, entry, tiles, min_channels) -> Expr:
         raise RewriteRefused(
             f"channels {in_channels}->{out_channels} below the threshold {min_channels}"
         )
-    tile = next((m for m in tiles if out_shape[2] % m == 0 and out_shape[3] % m == 0), None)
+    tile = _pick_tile(out_shape[2], out_shape[3], tiles)
     if tile is None:
         raise RewriteRefused(
-            f"output {out_shape[2]}x{out_shape[3]} is no multiple of tiles {list(tiles)}"
+            f"output {out_shape[2]}x{out_shape[3]} is no multiple of tiles {list(tiles)} and has"
+            f" fewer than {MIN_CROPPED_TILES} tiles of any"
         )
     a, b, g = winograd_matrices(tile)
     alpha = tile + KERNEL - 1
@@ -195,16 +206,28 @@ def _select(index: tirx.PrimExpr, values: list[tirx.PrimExpr]) -> tirx.PrimExpr:
     return expr
 
 
+def _pick_tile(height: int, width: int, tiles: tuple[int, ...]) -> int | None:
+    """The first of ``tiles`` dividing both output sides, else the first with at least
+    ``MIN_CROPPED_TILES`` tiles on the output padded to its multiple, else None."""
+    divides = [m for m in tiles if height % m == 0 and width % m == 0]
+    cropped = [m for m in tiles if -(-height // m) * -(-width // m) >= MIN_CROPPED_TILES]
+    return next(iter(divides + cropped), None)
+
+
 def _tile_columns(width: int, tile: int) -> int:
-    """Tiles per row in ``V`` and ``M``: the image's, rounded up to ``TILE_BLOCK``."""
-    return _round_up(width // tile, TILE_BLOCK)
+    """Tiles per row in ``V`` and ``M``: the image's (``ceil(width / m)``), rounded up to
+    ``TILE_BLOCK``, or to a power of two when fewer than half of it (4 for 14x14 under F(4x4))."""
+    tiles = -(-width // tile)
+    if tiles > TILE_BLOCK // 2:
+        return _round_up(tiles, TILE_BLOCK)
+    return 1 << (tiles - 1).bit_length()
 
 
 def _tile_rows(height: int, width: int, tile: int) -> int:
-    """Tile rows per image in ``V`` and ``M``: the image's, then rows of zero tiles until the
-    tiles are a multiple of ``GEMM_COLUMNS``."""
-    rows, columns = height // tile, _tile_columns(width, tile)
-    while rows * columns % GEMM_COLUMNS:
+    """Tile rows per image in ``V`` and ``M``: the image's (``ceil(height / m)``), then rows of
+    zero tiles until the tiles are a multiple of ``GEMM_COLUMNS`` or a power of two below it."""
+    rows, columns = -(-height // tile), _tile_columns(width, tile)
+    while (rows * columns) % GEMM_COLUMNS and (rows * columns) & (rows * columns - 1):
         rows += 1
     return rows
 

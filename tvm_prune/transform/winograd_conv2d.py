@@ -69,8 +69,10 @@ GEMM_COLUMNS = 32
 # An output side the tile does not divide is padded up to its multiple (the extra outputs are
 # computed and dropped) only where that gives at least this many tiles per image: with fewer
 # (7x7 has 4 under F(4x4)), each transformed weight, 4x the direct kernel's bytes, serves too
-# few tiles and the GEMM is bound by streaming them (bench/winograd.py: 512@7 runs F(2x2) at
-# 0.7x and F(4x4) at 0.5x of direct; 256@14 under F(4x4), 16 tiles, at 1.3x).
+# few tiles and the GEMM is bound by streaming them. Single thread on the host: 256@14 under
+# F(4x4), 16 tiles, runs at 1.03-1.57x the direct conv's speed (bench/winograd.py, 4 runs);
+# 512@7 at 0.82-0.93x under F(2x2) (16 tiles, but 16 MB of transformed weights) and ~0.5x
+# under F(4x4) (4 tiles).
 MIN_CROPPED_TILES = 16
 
 

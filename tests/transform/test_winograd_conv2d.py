@@ -72,6 +72,55 @@ def test_winograd_matches_ort(tmp_path, x_shape, weight, pads, tile):
     assert relative_error(ours, reference) <= REL_TOL
 
 
+@pytest.mark.parametrize(
+    ("x_shape", "tiles", "tile"),
+    [
+        ((1, 8, 14, 14), (4,), 4),  # 14x14 computed as 16x16 (4 x 4 tiles), cropped
+        ((2, 8, 18, 13), (4, 2), 4),  # neither side divides, batch 2: 5 x 4 tiles each
+        ((1, 8, 13, 10), (4, 2), 2),  # F(4x4) has 12 tiles, too few: F(2x2), 7 x 5 tiles
+    ],
+)
+def test_cropped_winograd_matches_ort(tmp_path, x_shape, tiles, tile):
+    rewrite = WinogradConv2d(tiles=tiles)
+    path, _, rewritten, report = _rewritten(tmp_path, x_shape, (16, 8, 3, 3), rewrite, pads=[1] * 4)
+    assert report[0]["rewritten"] is True and report[0]["tile"] == tile, report
+    executable, _ = _build(rewritten, "host")
+    x = np.random.default_rng(2).standard_normal(x_shape).astype(np.float32)
+    ours = relax.VirtualMachine(executable, tvm.cpu())["main"](tvm.runtime.tensor(x)).numpy()
+    (reference,) = run_ort(path, {"x": x}).values()
+    assert ours.shape == reference.shape
+    assert relative_error(ours, reference) <= REL_TOL
+
+
+def test_too_few_tiles_to_crop_is_left_alone(tmp_path):
+    rewrite = WinogradConv2d(tiles=(4,))
+    _, model, rewritten, report = _rewritten(
+        tmp_path, (1, 8, 7, 7), (8, 8, 3, 3), rewrite, pads=[1] * 4
+    )
+    tvm.ir.assert_structural_equal(rewritten, model.bound_module())
+    assert "fewer than 16 tiles" in report[0]["reason"], report
+
+
+@pytest.mark.parametrize(
+    ("size", "tile", "tiles"), [(28, 4, 64), (14, 2, 64), (56, 4, 224), (14, 4, 16)]
+)
+def test_gemm_tiles_are_padded_to_whole_register_tiles(tmp_path, size, tile, tiles):
+    """28x28 under F(4x4) has 7 x 8 tiles (one AVX2 vector per 7 would leave the GEMM with 8
+    broadcasts per vector load): rows of zero tiles pad it to 64; 56x56 has 14 x 16 = 224;
+    14x14 cropped under F(4x4) 4 x 4 = 16 (not 4 x 8: rows under half a block stay narrow)."""
+    rewrite = WinogradConv2d(tiles=(tile,))
+    _, _, rewritten, _ = _rewritten(
+        tmp_path, (1, 8, size, size), (8, 8, 3, 3), rewrite, pads=[1] * 4
+    )
+    (shape,) = [
+        [int(d) for d in binding.value.ty.shape]
+        for block in rewritten["main"].body.blocks
+        for binding in block.bindings
+        if isinstance(binding.value, relax.Call) and binding.value.op.name == "relax.matmul"
+    ]
+    assert shape == [(tile + 2) ** 2, 8, tiles]
+
+
 def test_transform_matrices_reproduce_a_correlation():
     """A^T [(G g G^T) * (B^T d B)] A is the valid 3x3 correlation of d with g (float64)."""
     rng = np.random.default_rng(0)
@@ -93,7 +142,6 @@ def test_transform_matrices_reproduce_a_correlation():
         ((8, 8, 3, 3), {"dilations": [2, 2], "pads": [2] * 4}, "dilation [2, 2]"),
         ((8, 4, 3, 3), {"group": 2, "pads": [1] * 4}, "groups 2"),
         ((8, 8, 1, 1), {}, "kernel [1, 1]"),
-        ((8, 8, 3, 3), {"pads": [0, 0, 1, 1]}, "no multiple of tiles"),  # 7x7 out
     ],
 )
 def test_other_convs_are_left_alone(tmp_path, weight, attrs, reason):
@@ -134,8 +182,11 @@ def test_presets_run_winograd_with_their_policy(preset_name):
     assert (rewrite.tiles, rewrite.min_channels) == (policy.tiles, policy.min_channels)
 
 
-def test_winograd_builds_for_aarch64(tmp_path):
-    _, _, rewritten, _ = _rewritten(tmp_path, (1, 16, 12, 8), (16, 16, 3, 3), pads=[1] * 4)
+@pytest.mark.parametrize("x_shape", [(1, 16, 12, 8), (1, 16, 14, 14)])  # 14x14: cropped
+def test_winograd_builds_for_aarch64(tmp_path, x_shape):
+    rewrite = WinogradConv2d(tiles=(4,))
+    _, _, rewritten, report = _rewritten(tmp_path, x_shape, (16, 16, 3, 3), rewrite, pads=[1] * 4)
+    assert report[0]["rewritten"] is True, report
     _, schedule = _build(rewritten, "aarch64-linux")
     assert schedule["scheduled"].get("WinogradTransform") == 2, schedule
     assert schedule["scheduled"].get("Matmul") == 1, schedule

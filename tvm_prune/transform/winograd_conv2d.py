@@ -6,8 +6,9 @@ Rewrites
 
     - ``winograd_input``: the padded input cut into ``m x m`` output tiles (``alpha x alpha``
       input tiles overlapping by 2), each transformed ``B^T d B`` in two passes, laid out
-      ``V[alpha^2, C, tiles]`` (tiles per row padded to ``TILE_BLOCK``); the matrix entries
-      are immediates, zero terms dropped;
+      ``V[alpha^2, C, tiles]`` (tiles per row padded to ``TILE_BLOCK``, then rows of zero
+      tiles up to a multiple of ``GEMM_COLUMNS`` tiles); the matrix entries are immediates,
+      zero terms dropped;
     - ``R.matmul(U, V)``: ``alpha^2`` independent ``[K, C] x [C, tiles]`` GEMMs, which the
       ``Matmul`` schedule rule blocks and vectorises along the tiles;
     - ``winograd_output``: ``A^T M A`` per tile in two passes, written back as
@@ -19,9 +20,11 @@ Rewrites
     instead of 9 (F(4x4): 2.25 instead of 9) plus the two transforms, linear in ``C + K``.
 Only when
     NCHW / OIHW layouts, a 3x3 kernel, stride 1, dilation 1, groups 1, static shapes, a
-    constant kernel, float32, output sides that a tile of ``tiles`` divides, and at least
-    ``min_channels`` input and output channels (below that the transforms cost more than the
-    multiplies they save; the preset's threshold is measured by ``bench/winograd.py``).
+    constant kernel, float32, output sides that a tile of ``tiles`` divides (or, padded up to
+    its multiple and cropped, give at least ``MIN_CROPPED_TILES`` tiles: 14x14 under F(4x4)),
+    and at least ``min_channels`` input and output channels (below that the transforms cost
+    more than the multiplies they save; the preset's threshold is measured by
+    ``bench/winograd.py``).
 Leaves alone
     everything else, with the reason in ``report``.
 Run after
@@ -59,13 +62,27 @@ TILE_ATTR = "tvm_prune.winograd_tile"
 # Tiles per row are padded to a multiple of this, so the transforms' vectors along a row of
 # tiles and the GEMM's along all tiles are whole vectors (one AVX2, two NEON) at any width.
 TILE_BLOCK = 8
+# Tile rows per image are padded (with tiles of zeros) until all tiles are a multiple of this:
+# the GEMM's register tile is then 4 AVX2 vectors wide at every size (28x28 under F(4x4) has
+# 7 x 8 tiles: one vector wide and 8 broadcasts per vector load without the padding).
+GEMM_COLUMNS = 32
+# An output side the tile does not divide is padded up to its multiple (the extra outputs are
+# computed and dropped) only where that gives at least this many tiles per image: with fewer
+# (7x7 has 4 under F(4x4)), each transformed weight, 4x the direct kernel's bytes, serves too
+# few tiles and the GEMM is bound by streaming them. Single thread on the host: 256@14 under
+# F(4x4), 16 tiles, runs at 1.03-1.57x the direct conv's speed (bench/winograd.py, 4 runs);
+# 512@7 at 0.82-0.93x under F(2x2) (16 tiles, but 16 MB of transformed weights) and ~0.5x
+# under F(4x4) (4 tiles).
+MIN_CROPPED_TILES = 16
 
 
 @tvm.transform.module_pass(opt_level=0, name="WinogradConv2d")
 class WinogradConv2d:
     """See the module docstring. ``tiles``: the output tile sides ``m`` to use, in order of
     preference (4: F(4x4, 3x3), 2: F(2x2, 3x3)); a conv gets the first that divides both its
-    output sides (F(2x2) for 14x14 under ``(4, 2)``), none is refused. After a run, ``report``
+    output sides (F(2x2) for 14x14 under ``(4, 2)``), else the first that gives at least
+    ``MIN_CROPPED_TILES`` tiles on the padded output (F(4x4) for 14x14 under ``(4,)``), else
+    none (refused). After a run, ``report``
     lists every conv seen: its shapes and the tile it got, or why it was left alone."""
 
     def __init__(self, tiles: tuple[int, ...] = (4, 2), min_channels: int = 1) -> None:
@@ -123,10 +140,11 @@ def _rewrite(mutator, call, entry, tiles, min_channels) -> Expr:
         raise RewriteRefused(
             f"channels {in_channels}->{out_channels} below the threshold {min_channels}"
         )
-    tile = next((m for m in tiles if out_shape[2] % m == 0 and out_shape[3] % m == 0), None)
+    tile = _pick_tile(out_shape[2], out_shape[3], tiles)
     if tile is None:
         raise RewriteRefused(
-            f"output {out_shape[2]}x{out_shape[3]} is no multiple of tiles {list(tiles)}"
+            f"output {out_shape[2]}x{out_shape[3]} is no multiple of tiles {list(tiles)} and has"
+            f" fewer than {MIN_CROPPED_TILES} tiles of any"
         )
     a, b, g = winograd_matrices(tile)
     alpha = tile + KERNEL - 1
@@ -190,37 +208,67 @@ def _select(index: tirx.PrimExpr, values: list[tirx.PrimExpr]) -> tirx.PrimExpr:
     return expr
 
 
+def _pick_tile(height: int, width: int, tiles: tuple[int, ...]) -> int | None:
+    """The first of ``tiles`` dividing both output sides, else the first with at least
+    ``MIN_CROPPED_TILES`` tiles on the output padded to its multiple, else None."""
+    divides = [m for m in tiles if height % m == 0 and width % m == 0]
+    cropped = [m for m in tiles if -(-height // m) * -(-width // m) >= MIN_CROPPED_TILES]
+    return next(iter(divides + cropped), None)
+
+
 def _tile_columns(width: int, tile: int) -> int:
-    """Tiles per row in ``V`` and ``M``: the image's, rounded up to ``TILE_BLOCK``."""
-    return -(-(width // tile) // TILE_BLOCK) * TILE_BLOCK
+    """Tiles per row in ``V`` and ``M``: the image's (``ceil(width / m)``), rounded up to
+    ``TILE_BLOCK``, or to a power of two when fewer than half of it (4 for 14x14 under F(4x4))."""
+    tiles = -(-width // tile)
+    if tiles > TILE_BLOCK // 2:
+        return _round_up(tiles, TILE_BLOCK)
+    return 1 << (tiles - 1).bit_length()
+
+
+def _tile_rows(height: int, width: int, tile: int) -> int:
+    """Tile rows per image in ``V`` and ``M``: the image's (``ceil(height / m)``), then rows of
+    zero tiles until the tiles are a multiple of ``GEMM_COLUMNS`` or a power of two below it."""
+    rows, columns = -(-height // tile), _tile_columns(width, tile)
+    while (rows * columns) % GEMM_COLUMNS and (rows * columns) & (rows * columns - 1):
+        rows += 1
+    return rows
+
+
+def _round_up(value: int, multiple: int) -> int:
+    return -(-value // multiple) * multiple
 
 
 def _input_transform(in_shape, out_shape, padding, tile, b):
     """``V[i * alpha + j, c, (n, y, x)] = (B^T d B)[i, j]`` for the input tile at ``(y, x)``
     (``x`` up to :func:`_tile_columns`; the tiles past the image's edge see zeros)."""
     batch, channels, height, width = in_shape
-    tiles_h, columns = out_shape[2] // tile, _tile_columns(out_shape[3], tile)
+    tiles_h = _tile_rows(out_shape[2], out_shape[3], tile)
+    columns = _tile_columns(out_shape[3], tile)
     alpha = tile + KERNEL - 1
     top, left = padding[0], padding[1]
-    padded_shape = (batch, channels, tiles_h * tile + KERNEL - 1, columns * tile + KERNEL - 1)
+    # The padded input with its columns split by phase: column ``col`` is at
+    # ``[..., col % m, col // m]``, so a tile position is one contiguous run across the tiles of
+    # a row (the transform's vector) instead of a stride-``m`` gather; columns past ``width``
+    # read zeros up to ``columns * m + m``.
+    padded_shape = (batch, channels, tiles_h * tile + KERNEL - 1, tile, columns + 1)
 
     def compute(data):
         # Padding is its own block (a copy loop), so the transform reads without conditions.
-        padded = te.compute(
-            _int64(padded_shape),
-            lambda n, c, row, col: tirx.if_then_else(
+        def pad(n, c, row, phase, col_block):
+            col = col_block * tile + phase
+            return tirx.if_then_else(
                 tirx.all(row >= top, row < top + height, col >= left, col < left + width),
                 data[n, c, row - top, col - left],
                 tirx.const(0.0, "float32"),
-            ),
-            "winograd_pad",
-        )
+            )
+
+        padded = te.compute(_int64(padded_shape), pad, "winograd_pad")
 
         # The input tiles, each pixel once per tile: the tile the transform reads alpha^2 times.
         tiles = te.compute(
             _int64((channels, batch * tiles_h, columns, alpha, alpha)),
             lambda c, tile_row, x, r, s: padded[
-                tile_row // tiles_h, c, tile_row % tiles_h * tile + r, x * tile + s
+                tile_row // tiles_h, c, tile_row % tiles_h * tile + r, s % tile, x + s // tile
             ],
             "winograd_tiles",
             attrs={WINOGRAD_ATTR: "tiles"},
@@ -265,7 +313,7 @@ def _input_transform(in_shape, out_shape, padding, tile, b):
 def _output_transform(out_shape, tile, a):
     """``Y[n, k, y * m + u, x * m + v] = (A^T M A)[u, v]`` for the tile at ``(y, x)``."""
     batch, channels, height, width = out_shape
-    tiles_h, columns = height // tile, _tile_columns(width, tile)
+    tiles_h, columns = _tile_rows(height, width, tile), _tile_columns(width, tile)
     alpha = tile + KERNEL - 1
 
     def compute(products):

@@ -62,6 +62,14 @@ CASES = {
         {"pads": [1] * 4, "group": 8, "strides": [2, 2]},
         "DepthwiseConv2d",
     ),
+    # Even padded width (2 * 10 + 2): the phase copy loops over the de-interleaved layout.
+    "depthwise_s2_even": (
+        "Conv",
+        (1, 8, 12, 20),
+        (8, 1, 3, 3),
+        {"pads": [1] * 4, "group": 8, "strides": [2, 2]},
+        "DepthwiseConv2d",
+    ),
     "depthwise_5x5_unpadded": (
         "Conv",
         (1, 8, 12, 12),

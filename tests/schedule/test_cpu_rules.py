@@ -38,6 +38,8 @@ CASES = {
         "Conv2d",
     ),
     "conv1x1": ("Conv", (1, 16, 7, 7), (24, 16, 1, 1), {}, "Conv2d"),
+    # few input channels, rows of whole double vectors: vectors along the row, not the channels
+    "conv1x1_few_channels": ("Conv", (1, 8, 16, 32), (24, 8, 1, 1), {}, "Conv2d"),
     "conv_dilated": (
         "Conv",
         (1, 4, 12, 12),
@@ -192,6 +194,26 @@ def test_depthwise_schedule_tiles_accumulators_and_pads_per_tile(tmp_path):
     assert text.count("T.parallel") == 1
     assert "T.vectorized(T.int64(16))" in text and "T.unroll(T.int64(2))" in text
     assert "T.int64(2), T.int64(33))" in text  # pad_temp: [.., 66 rows, 2 phases, 33 columns]
+
+
+def test_few_channel_pointwise_conv_vectorises_output_rows(tmp_path):
+    """A 1x1 conv with 16 input channels writes rows of NCHW output straight from its
+    accumulators: no repacked weights, no channel-vector tile to transpose back; with 32 input
+    channels the channel-vector recipe stays."""
+    target = resolve_target("host").target
+    lanes = cpu.cpu_params(target).lanes("float32")
+    texts = {}
+    for channels in (16, 32):
+        path = models.save(
+            networks.single_op("Conv", (1, channels, 8, 2 * lanes), weight=(48, channels, 1, 1)),
+            tmp_path / f"conv{channels}.onnx",
+        )
+        _, kernels = _fused_kernels(path)
+        (conv,) = [f for name, f in kernels.items() if "conv2d" in name]
+        texts[channels] = cpu.Conv2d().apply(conv, target, False).mod["main"].script()
+    assert "layout_rewrite_preproc" not in texts[16]
+    assert f"T.vectorized(T.int64({2 * lanes}))" in texts[16]
+    assert "layout_rewrite_preproc" in texts[32]
 
 
 def test_small_kernels_stay_on_one_thread(tmp_path):

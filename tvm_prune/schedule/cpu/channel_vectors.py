@@ -34,6 +34,9 @@ from .tiling import (
 )
 
 PREPROC_ATTR = "meta_schedule.layout_rewrite_preproc"
+# The L1 data cache of the AVX2 hosts and Cortex-A cores the presets target (32-64 KiB).
+L1_BYTES = 32 * 1024
+FLOAT32_BYTES = 4
 
 
 def weight_read_index(sch: s_tir.Schedule, info: ReductionInfo) -> int | None:
@@ -110,7 +113,17 @@ def schedule_channel_vectors(sch: s_tir.Schedule, info: ReductionInfo, params: C
         parallel = [k_outer, *outer]
     else:
         parallel = [*outer, k_outer]
-    sch.reorder(*parallel, *red, w_tile, k_vectors, k_lanes)
+    channel_block = _input_channel_block(sch, info, red, k_outer)
+    if channel_block:
+        # All output channels in one register tile (few of them, as in PP-OCR det's neck) and
+        # more input rows per output row than L1 holds: a block of input channels at a time
+        # across the whole output row, so its input rows stay in L1 for every tile and tap.
+        c_outer, c_inner = sch.split(red[0], [None, channel_block])
+        parallel.remove(outer[-1])
+        sch.reorder(*parallel, c_outer, outer[-1], c_inner, *red[1:], w_tile, k_vectors, k_lanes)
+        red = [c_outer, c_inner, *red[1:]]
+    else:
+        sch.reorder(*parallel, *red, w_tile, k_vectors, k_lanes)
     fused = sch.fuse(*parallel)
     parallel_if_worth(sch, fused, work)
     sch.unroll(w_tile)
@@ -176,6 +189,23 @@ def register_block(
             if best_key is None or key > best_key:
                 best, best_key = (vectors, pixels), key
     return best
+
+
+def _input_channel_block(sch, info: ReductionInfo, red, k_outer) -> int | None:
+    """Input channels per block when one output-channel block covers the conv and the input
+    rows an output row reads (``C x R x W``) overflow L1; None otherwise."""
+    if _extent(sch, k_outer) != 1 or len(red) < 2:
+        return None
+    channels = _extent(sch, red[0])
+    row_bytes = (
+        _product(sch, red[1:-1])
+        * (info.extents[info.vector_axis] + _extent(sch, red[-1]) - 1)
+        * FLOAT32_BYTES
+    )
+    if channels * row_bytes <= L1_BYTES:
+        return None
+    fitting = [d for d in divisors(channels) if d * row_bytes <= L1_BYTES and d < channels]
+    return max(fitting, default=None)
 
 
 def _weights_dominate(sch: s_tir.Schedule, info: ReductionInfo, weight_index: int) -> bool:

@@ -1,13 +1,12 @@
 """One conv at a time: the zero-tuning CPU rules against ONNX Runtime, GFLOP/s side by side.
 
-    TVM_NUM_THREADS=1 python bench/conv_kernels.py [--threads 1] [--repeat 20] [--only r18,mv2]
+    TVM_NUM_THREADS=1 python bench/conv_kernels.py [--threads 1] [--repeat 20] [--only ppocr]
 
-Each ResNet-18 and MobileNetV2 layer shape, and PP-OCRv4 det's costliest conv (conv + bias +
-ReLU, batch 1, random weights) is a one-node ONNX model, compiled with
-``tvm_prune.compile(target="host")`` and run next to an ORT session on the same input, in
-alternation (median of ``--repeat`` rounds). With one thread on each side (the default) the
-ratio is far less sensitive to other load on the machine than whole-model timings. Outputs are
-compared too (max |tvm - ort| / max |ort|).
+Each ResNet-18, MobileNetV2 and PP-OCR det layer shape (conv + bias + ReLU, batch 1, random
+weights) is a one-node ONNX model, compiled with ``tvm_prune.compile(target="host")`` and run
+next to an ORT session on the same input, in alternation (median of ``--repeat`` rounds). With
+one thread on each side (the default) the ratio is far less sensitive to other load on the
+machine than whole-model timings. Outputs are compared too (max |tvm - ort| / max |ort|).
 """
 
 from __future__ import annotations
@@ -49,8 +48,12 @@ MOBILENETV2 = {
     "mv2 1x1 960-320@7": (960, 7, 320, 1, 1, 1),
     "mv2 1x1 320-1280@7": (320, 7, 1280, 1, 1, 1),
 }
+# The slowest PP-OCRv4 det 640 convs (its neck and head: few output channels, big inputs).
 PPOCR_DET = {
-    "det 3x3 96-24@160": (96, 160, 24, 3, 1, 1),
+    "ppocr 3x3 96-24@160": (96, 160, 24, 3, 1, 1),
+    "ppocr 3x3 96-24@80": (96, 80, 24, 3, 1, 1),
+    "ppocr 1x1 48-48@160": (48, 160, 48, 1, 1, 1),
+    "ppocr 1x1 192-192@40": (192, 40, 192, 1, 1, 1),
 }
 
 
@@ -58,7 +61,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=1, help="threads for ORT and TVM")
     parser.add_argument("--repeat", type=int, default=20, help="timed rounds per kernel")
-    parser.add_argument("--only", default="", help="comma-separated name prefixes (r18, mv2, det)")
+    parser.add_argument("--only", default="", help="comma-separated prefixes: r18, mv2, ppocr")
     args = parser.parse_args()
     # TVM reads its thread count once, when its runtime thread pool starts.
     os.environ.setdefault("TVM_NUM_THREADS", str(args.threads))

@@ -52,7 +52,9 @@ class FoldBatchNormIntoConv:
             return _fold(mutator, call, entry, uses)
 
         rewritten = rewrite_calls(mod, BATCH_NORM_OP, fold, self.report)
-        # The conv and bias add a fold replaced are no longer read.
+        # Readers of the tuple's first field read the shifted conv directly (later passes and
+        # fusion see a conv + add, not a tuple); the replaced conv and bias add are dropped.
+        rewritten = relax.transform.CanonicalizeBindings()(rewritten)
         return relax.transform.DeadCodeElimination()(rewritten)
 
 

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from timing import print_table
 
 import tvm_prune
 from tvm_prune.testing import models
@@ -73,9 +74,7 @@ def main() -> None:
         "ORT ms",
         "tvm/ORT",
     )
-    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
-    for row in [header, *rows]:
-        print(" | ".join(str(cell).ljust(width) for cell, width in zip(row, widths)))
+    print_table(header, rows)
 
 
 def _ort_session(path: Path):

@@ -66,7 +66,7 @@ def main() -> None:
     # TVM reads its thread count once, when its runtime thread pool starts.
     os.environ.setdefault("TVM_NUM_THREADS", str(args.threads))
     import onnxruntime as ort
-    from cpu_schedules import _alternating
+    from timing import alternating, print_table
 
     import tvm_prune
     from tvm_prune.testing import models, networks
@@ -98,7 +98,7 @@ def main() -> None:
             inputs = {"x": x}
             (actual,) = runner.run(inputs).values()
             error = relative_error(actual, session.run(None, inputs)[0])
-            times = _alternating(
+            times = alternating(
                 {"ORT": lambda: session.run(None, inputs), "rules": lambda: runner.run(inputs)},
                 {},
                 args.repeat,
@@ -135,9 +135,7 @@ def main() -> None:
         "rel err",
     )
     print(f"threads: {args.threads} (ORT intra-op and TVM_NUM_THREADS)")
-    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
-    for row in [header, *rows]:
-        print(" | ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
+    print_table(header, rows)
 
 
 if __name__ == "__main__":

@@ -17,21 +17,18 @@ and the fraction of FP32 peak (cores x FMA units x lanes x 2 x clock, from /proc
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 import onnx
+from timing import alternating, print_table
 
 import tvm_prune
 from tvm_prune.testing import models, networks
 
 REPO = Path(__file__).resolve().parents[1]
-# Shortest turn of one runtime in the alternation (see ``_alternating``).
-TURN_SECONDS = 0.2
 
 
 def main() -> None:
@@ -75,7 +72,7 @@ def main() -> None:
                     report = package.metadata.compile["schedule"]
                 if records:
                     tuned = package.metadata.compile["tuning_records"]
-            times = _alternating(
+            times = alternating(
                 {
                     "ORT": lambda: session.run(None, inputs),
                     **{k: (lambda r=r: r.run(inputs)) for k, r in builds.items()},
@@ -122,9 +119,7 @@ def main() -> None:
         "fallback",
     )
     print(f"FP32 peak {peak_gflops():.0f} GFLOP/s ({os.cpu_count()} cores)")
-    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
-    for row in [header, *rows]:
-        print(" | ".join(str(cell).ljust(width) for cell, width in zip(row, widths)))
+    print_table(header, rows)
 
 
 def _cases(tmp: Path, det_size: int):
@@ -212,37 +207,6 @@ def _ort_session(path: Path):
     options = ort.SessionOptions()
     options.intra_op_num_threads = os.cpu_count() or 1
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-
-
-def _alternating(runs, repeats, repeat: int, block: int = 3) -> dict[str, float]:
-    """Median ms per run label; the labels take turns each round, each turn at least ``block``
-    timed runs and at least ``TURN_SECONDS`` long (labels in ``repeats``: one timed run per turn,
-    for that many rounds).
-
-    Both runtimes keep their worker threads spinning for a while after a run, and a spinning
-    thread of one slows the other's parallel kernels: short turns (a small model's 3 runs last
-    0.3 ms) measured that interference, not the runtimes. So the first two runs of each turn
-    absorb the other runtime's spinning and are not counted, and turns are long.
-    """
-    turns = {}
-    for label, run in runs.items():
-        run()
-        start = time.perf_counter()
-        run()
-        seconds = time.perf_counter() - start
-        turns[label] = 1 if label in repeats else max(block, math.ceil(TURN_SECONDS / seconds))
-    times = {label: [] for label in runs}
-    for round_ in range(repeat):
-        for label, run in runs.items():
-            if round_ >= repeats.get(label, repeat):
-                continue
-            for _ in range(2):
-                run()
-            for _ in range(turns[label]):
-                start = time.perf_counter()
-                run()
-                times[label].append(time.perf_counter() - start)
-    return {label: float(np.median(t)) * 1e3 for label, t in times.items()}
 
 
 def _print_profile(path, shapes, inputs, count: int) -> None:

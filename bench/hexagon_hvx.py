@@ -10,6 +10,7 @@ static counts in the kernel's code, not executed instructions.
 from __future__ import annotations
 
 import tvm
+from timing import print_table
 from tvm import te, topi
 
 from tvm_prune.package.hexagon import build_kernels, hvx_instruction_counts
@@ -84,9 +85,7 @@ def main() -> None:
         rows.append((name, plain["hvx"], plain["scalar"], ours["hvx"], ours["scalar"]))
         print(f"done: {name}", flush=True)
     header = ("kernel", "TVM loops: hvx", "scalar", "our rules: hvx", "scalar")
-    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    for row in [header, *rows]:
-        print(" | ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)))
+    print_table(header, rows)
 
 
 if __name__ == "__main__":

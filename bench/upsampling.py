@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import tvm
+from timing import print_table
 from tvm import relax
 
 import tvm_prune
@@ -75,8 +76,8 @@ def main() -> None:
                 (f"{mode} x{scale}", *(f"{t:.2f} ({t / ort:.1f}x)" for t in times.values()))
             )
             print(f"done: {mode} x{scale}", flush=True)
-        _print_table(("case", *runners), rows)
-        _print_table(*_fold_table(Path(tmp), args.repeat))
+        print_table(("case", *runners), rows)
+        print_table(*_fold_table(Path(tmp), args.repeat))
 
 
 def _fold_table(tmp: Path, repeat: int):
@@ -107,12 +108,6 @@ def _fold_table(tmp: Path, repeat: int):
         )
         print(f"done: fold {shape} -> {out_channels}", flush=True)
     return ("nearest x2 + conv3x3", *runners, "fold speedup"), rows
-
-
-def _print_table(header, rows):
-    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    for row in [header, *rows]:
-        print(" | ".join(str(c).ljust(w) for c, w in zip(row, widths)))
 
 
 def _vm(mod, target):

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 import tvm
-from cpu_schedules import _alternating
+from timing import alternating, print_table
 from tvm import relax
 
 from tvm_prune.frontend import load_onnx
@@ -76,7 +76,7 @@ def main() -> None:
                         continue
                 runs[label] = lambda r=run: r(x)
                 errors[label] = relative_error(run(x), reference)
-            times = _alternating(runs, {}, args.repeat)
+            times = alternating(runs, {}, args.repeat)
             direct = times["direct"]
             row = [source, f"{c_in}->{c_out} {height}x{width}", f"{times['ORT']:.2f}"]
             row.append(f"{direct:.2f}")
@@ -107,9 +107,7 @@ def main() -> None:
         "best/ORT",
     ]
     print(f"threads: ORT {args.threads}; TVM from TVM_NUM_THREADS")
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    for row in [header, *rows]:
-        print(" | ".join(cell.ljust(width) for cell, width in zip(row, widths)))
+    print_table(header, rows)
 
 
 def _whole_models(args) -> None:
@@ -151,7 +149,7 @@ def _whole_models(args) -> None:
                     if transform["name"] == "WinogradConv2d":
                         entries = transform["report"]["rewrites"]
                         rewritten = sum(bool(e.get("rewritten")) for e in entries)
-            times = _alternating(runs, {}, args.repeat)
+            times = alternating(runs, {}, args.repeat)
             rows.append(
                 [
                     name,
@@ -178,9 +176,7 @@ def _whole_models(args) -> None:
         "winograd err",
     ]
     print(f"threads: ORT {args.threads}; TVM from TVM_NUM_THREADS (default: all cores)")
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    for row in [header, *rows]:
-        print(" | ".join(cell.ljust(width) for cell, width in zip(row, widths)))
+    print_table(header, rows)
 
 
 def _det_convs(size: int) -> list[tuple[int, int, int, int]]:

@@ -102,6 +102,23 @@ CASES = {
         {"kernel_shape": [2, 2], "strides": [2, 2]},
         "Pool",
     ),
+    # ResNet's stem pool: padding (-inf) copied per tile, columns de-interleaved by phase.
+    "maxpool_padded_s2": (
+        "MaxPool",
+        (1, 8, 16, 16),
+        None,
+        {"kernel_shape": [3, 3], "strides": [2, 2], "pads": [1] * 4},
+        "Pool",
+    ),
+    # Padding left out of the average: the divisor varies at the borders (an epilogue).
+    "avgpool_padded_exclusive": (
+        "AveragePool",
+        (1, 8, 10, 10),
+        None,
+        {"kernel_shape": [3, 3], "pads": [1] * 4, "count_include_pad": 0},
+        "Pool",
+    ),
+    "global_avgpool": ("GlobalAveragePool", (1, 8, 9, 9), None, {}, "Pool"),
 }
 
 

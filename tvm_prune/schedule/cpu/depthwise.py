@@ -73,11 +73,13 @@ class DepthwiseConv2d(CpuScheduleRule):
             # A prime width above two vectors (29) has no vector tile: Conv2d's schedule
             # vectorises along the channels instead.
             return not_mine(self.name, name, f"output width {width} has no vector tile")
-        _schedule(sch, info, params)
+        schedule_channel_window(sch, info, params)
         return sch
 
 
-def _schedule(sch: s_tir.Schedule, info: ReductionInfo, params: CpuParams) -> None:
+def schedule_channel_window(sch: s_tir.Schedule, info: ReductionInfo, params: CpuParams) -> None:
+    """The module docstring's schedule, for any per-channel window reduction whose last two
+    reduction loops are the window: depthwise convs, and windowed max / average pooling."""
     main = info.block
     lanes = params.lanes(info.dtype)
     *_, height_axis, width_axis = info.spatial

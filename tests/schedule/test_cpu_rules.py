@@ -8,6 +8,7 @@ otherwise) and compares with ONNX Runtime: max |tvm - ort| <= 1e-4 x max |ort|.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -309,6 +310,18 @@ def test_target_parameters():
     assert arm.lanes("float32") == 4
     assert host.vector_bits in (128, 256, 512)
     assert host.lanes("float32") == host.vector_bits // 32
+    # L1 data caches: the preset's core (Cortex-A72 32 KiB, A76 64 KiB), this machine's own.
+    assert arm.l1d_bytes == 32 * 1024
+    assert cpu.cpu_params(resolve_target("android-arm64").target).l1d_bytes == 64 * 1024
+    level1 = [
+        index
+        for index in Path("/sys/devices/system/cpu/cpu0/cache").glob("index*")
+        if (index / "level").read_text().strip() == "1"
+        and (index / "type").read_text().strip() == "Data"
+    ]
+    if level1:
+        size = (level1[0] / "size").read_text().strip()
+        assert host.l1d_bytes == int(size.rstrip("K")) * 1024
 
 
 @pytest.mark.parametrize("preset", ["host", "aarch64-linux"])
@@ -325,7 +338,7 @@ def test_register_block_fits_the_register_file(preset):
 
 
 def test_register_block_shapes():
-    avx2 = cpu.CpuParams(vector_bits=256, vector_registers=16, cores=2)
+    avx2 = cpu.CpuParams(vector_bits=256, vector_registers=16, cores=2, l1d_bytes=32 * 1024)
     neon = cpu.cpu_params(resolve_target("aarch64-linux").target)
     # 3x3 conv, 64 output channels, 56 wide: 2 weight vectors x 4 pixels share 6 broadcasts
     assert register_block(64 // 8, 56, 3, avx2) == (2, 4)

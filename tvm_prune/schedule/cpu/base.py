@@ -1,7 +1,8 @@
-"""What CPU rules read from the target: vector lanes, vector registers, cores.
+"""What CPU rules read from the target: vector lanes, vector registers, cores, L1 data cache.
 
 Everything comes from the target (its ``mtriple``, ``mcpu``/``mattr`` features and
-``num-cores``), so the x86 host and the Arm presets share one rule family with different numbers.
+``num-cores``; the L1 size from ``mcpu``, or from the kernel's cache description when the target
+is this machine), so the x86 host and the Arm presets share one rule family with different numbers.
 LLVM's own ``llvm_get_vector_width`` is not used: it answers 512 for AVX2-only Zen 3.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import tvm
 from tvm.s_tir import dlight as dl
@@ -24,6 +26,7 @@ class CpuParams:
     vector_bits: int
     vector_registers: int
     cores: int
+    l1d_bytes: int
 
     def lanes(self, dtype: str) -> int:
         """Elements of ``dtype`` in one vector register."""
@@ -39,7 +42,10 @@ def cpu_params(target: tvm.target.Target) -> CpuParams:
         mattr = list(target.attrs.get("mattr", []))
         bits = 512 if "+hvx-length64b" in mattr else 1024
         return CpuParams(
-            vector_bits=bits, vector_registers=32, cores=int(target.attrs.get("num-cores", 1))
+            vector_bits=bits,
+            vector_registers=32,
+            cores=int(target.attrs.get("num-cores", 1)),
+            l1d_bytes=DEFAULT_L1D_BYTES,
         )
     features = set(tvm.target.codegen.llvm_get_cpu_features(target))
     triple = str(target.attrs.get("mtriple", ""))
@@ -53,8 +59,61 @@ def cpu_params(target: tvm.target.Target) -> CpuParams:
         bits, registers = 128, 16
     cores = target.attrs.get("num-cores")
     return CpuParams(
-        vector_bits=bits, vector_registers=registers, cores=int(cores or os.cpu_count() or 1)
+        vector_bits=bits,
+        vector_registers=registers,
+        cores=int(cores or os.cpu_count() or 1),
+        l1d_bytes=_l1d_bytes(target),
     )
+
+
+# L1 data cache per core of the Arm cores presets name (Arm's technical reference manuals; the
+# A53's is configurable, 32 KiB in most SoCs). Other CPUs get the smallest of these.
+L1D_BYTES_BY_CPU = {
+    "cortex-a53": 32 * 1024,
+    "cortex-a55": 32 * 1024,
+    "cortex-a72": 32 * 1024,
+    "cortex-a73": 64 * 1024,
+    "cortex-a75": 64 * 1024,
+    "cortex-a76": 64 * 1024,
+    "cortex-a77": 64 * 1024,
+    "cortex-a78": 64 * 1024,
+    "cortex-x1": 64 * 1024,
+    "neoverse-n1": 64 * 1024,
+}
+DEFAULT_L1D_BYTES = 32 * 1024
+_CACHE_DIR = Path("/sys/devices/system/cpu/cpu0/cache")
+
+
+def _l1d_bytes(target: tvm.target.Target) -> int:
+    mcpu = str(target.attrs.get("mcpu", ""))
+    if _is_this_machine(target):
+        detected = _detected_l1d_bytes()
+        if detected:
+            return detected
+    return L1D_BYTES_BY_CPU.get(mcpu, DEFAULT_L1D_BYTES)
+
+
+def _is_this_machine(target: tvm.target.Target) -> bool:
+    system_cpu = tvm.get_global_func("target.llvm_get_system_cpu")()
+    system_triple = tvm.get_global_func("target.llvm_get_system_triple")()
+    return (
+        str(target.attrs.get("mcpu", "")) == system_cpu
+        and str(target.attrs.get("mtriple", system_triple)) == system_triple
+    )
+
+
+def _detected_l1d_bytes() -> int | None:
+    """Linux's description of core 0's level-1 data cache (``32K``), or None."""
+    for index in sorted(_CACHE_DIR.glob("index*")):
+        try:
+            level = (index / "level").read_text().strip()
+            kind = (index / "type").read_text().strip()
+            size = (index / "size").read_text().strip()
+        except OSError:
+            continue
+        if level == "1" and kind in ("Data", "Unified") and size.endswith("K"):
+            return int(size[:-1]) * 1024
+    return None
 
 
 class CpuScheduleRule(dl.ScheduleRule):

@@ -34,8 +34,6 @@ from .tiling import (
 )
 
 PREPROC_ATTR = "meta_schedule.layout_rewrite_preproc"
-# The L1 data cache of the AVX2 hosts and Cortex-A cores the presets target (32-64 KiB).
-L1_BYTES = 32 * 1024
 FLOAT32_BYTES = 4
 
 
@@ -113,7 +111,7 @@ def schedule_channel_vectors(sch: s_tir.Schedule, info: ReductionInfo, params: C
         parallel = [k_outer, *outer]
     else:
         parallel = [*outer, k_outer]
-    channel_block = _input_channel_block(sch, info, red, k_outer)
+    channel_block = _input_channel_block(sch, info, red, k_outer, params.l1d_bytes)
     if channel_block:
         # All output channels in one register tile (few of them, as in PP-OCR det's neck) and
         # more input rows per output row than L1 holds: a block of input channels at a time
@@ -191,7 +189,7 @@ def register_block(
     return best
 
 
-def _input_channel_block(sch, info: ReductionInfo, red, k_outer) -> int | None:
+def _input_channel_block(sch, info: ReductionInfo, red, k_outer, l1d_bytes: int) -> int | None:
     """Input channels per block when one output-channel block covers the conv and the input
     rows an output row reads (``C x R x W``) overflow L1; None otherwise."""
     if _extent(sch, k_outer) != 1 or len(red) < 2:
@@ -202,9 +200,9 @@ def _input_channel_block(sch, info: ReductionInfo, red, k_outer) -> int | None:
         * (info.extents[info.vector_axis] + _extent(sch, red[-1]) - 1)
         * FLOAT32_BYTES
     )
-    if channels * row_bytes <= L1_BYTES:
+    if channels * row_bytes <= l1d_bytes:
         return None
-    fitting = [d for d in divisors(channels) if d * row_bytes <= L1_BYTES and d < channels]
+    fitting = [d for d in divisors(channels) if d * row_bytes <= l1d_bytes and d < channels]
     return max(fitting, default=None)
 
 

@@ -236,15 +236,13 @@ def parallel_if_worth(sch: s_tir.Schedule, loop, work: int) -> None:
         sch.parallel(loop)
 
 
-L1_BUDGET_BYTES = 16 * 1024  # half a typical 32 KiB L1d: the rest for outputs and stack
-
-
-def _reduction_chunk(info: ReductionInfo, vec: int, reg: int) -> int | None:
+def _reduction_chunk(info: ReductionInfo, vec: int, reg: int, l1d_bytes: int) -> int | None:
     """Channels per chunk so one chunk's input and weight tiles fit L1, or None (no need)."""
     channels = info.extents[info.reduction[0]]
     window = math.prod(info.extents[i] for i in info.reduction[1:])
     bytes_per_channel = window * (vec + reg) * 4
-    fits = [d for d in divisors(channels) if d * bytes_per_channel <= L1_BUDGET_BYTES]
+    # Half of L1: the rest holds the output tile and the stack.
+    fits = [d for d in divisors(channels) if d * bytes_per_channel <= l1d_bytes // 2]
     chunk = max(fits, default=1)
     return None if chunk == channels or chunk < 4 else chunk
 
@@ -281,7 +279,7 @@ def schedule_output_tiles(sch: s_tir.Schedule, info: ReductionInfo, params: CpuP
             outer.append(loops[i])
     work = block_work(sch, main)
     red = [loops[i] for i in info.reduction]
-    chunk = _reduction_chunk(info, vec, reg) if reuse else None
+    chunk = _reduction_chunk(info, vec, reg, params.l1d_bytes) if reuse else None
     if chunk is None:
         # The reuse axis' outer loop goes innermost of the parallel loops: consecutive tiles on
         # a thread read the same input tile (kept in L1) with the next block of weights.

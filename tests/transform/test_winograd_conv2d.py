@@ -116,7 +116,9 @@ def test_gemm_tiles_are_padded_to_whole_register_tiles(tmp_path, size, tile, til
         [int(d) for d in binding.value.ty.shape]
         for block in rewritten["main"].body.blocks
         for binding in block.bindings
-        if isinstance(binding.value, relax.Call) and binding.value.op.name == "relax.matmul"
+        if isinstance(binding.value, relax.Call)
+        and binding.value.op.name == "relax.call_tir"
+        and binding.value.args[0].name_hint == "winograd_gemm"
     ]
     assert shape == [(tile + 2) ** 2, 8, tiles]
 

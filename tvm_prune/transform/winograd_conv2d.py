@@ -73,8 +73,9 @@ GEMM_COLUMNS = 32
 # (7x7 has 4 under F(4x4)), each transformed weight, 4x the direct kernel's bytes, serves too
 # few tiles and the GEMM is bound by streaming them. Single thread on the host: 256@14 under
 # F(4x4), 16 tiles, runs at 1.03-1.57x the direct conv's speed (bench/winograd.py, 4 runs);
-# 512@7 at 0.82-0.93x under F(2x2) (16 tiles, but 16 MB of transformed weights) and ~0.5x
-# under F(4x4) (4 tiles).
+# 512@7 at ~0.5x under F(4x4) (4 tiles) and under F(2x2) (16 tiles, 16 MB of transformed
+# weights) at 0.82-0.93x with the weights in rows, 1.29-1.32x in panels (WEIGHT_PANEL; 2 runs,
+# shared host).
 MIN_CROPPED_TILES = 16
 # The transformed weights are stored in panels of this many output channels, each panel's
 # channels interleaved along C: the order the GEMM's register tile (this many rows, which the
@@ -90,9 +91,8 @@ WEIGHT_PANEL = 4
 class WinogradConv2d:
     """See the module docstring. ``tiles``: the output tile sides ``m`` to use, in order of
     preference (4: F(4x4, 3x3), 2: F(2x2, 3x3)); a conv gets the first that divides both its
-    output sides (F(2x2) for 14x14 under ``(4, 2)``), else the first that gives at least
-    ``MIN_CROPPED_TILES`` tiles on the padded output (F(4x4) for 14x14 under ``(4,)``), else
-    none (refused). After a run, ``report``
+    output sides or gives at least ``MIN_CROPPED_TILES`` tiles on the padded output (F(4x4)
+    for 14x14, F(2x2) for 7x7 under ``(4, 2)``), else none (refused). After a run, ``report``
     lists every conv seen: its shapes and the tile it got, or why it was left alone."""
 
     def __init__(self, tiles: tuple[int, ...] = (4, 2), min_channels: int = 1) -> None:
@@ -224,11 +224,17 @@ def _select(index: tirx.PrimExpr, values: list[tirx.PrimExpr]) -> tirx.PrimExpr:
 
 
 def _pick_tile(height: int, width: int, tiles: tuple[int, ...]) -> int | None:
-    """The first of ``tiles`` dividing both output sides, else the first with at least
+    """The first of ``tiles`` that divides both output sides or gives at least
     ``MIN_CROPPED_TILES`` tiles on the output padded to its multiple, else None."""
-    divides = [m for m in tiles if height % m == 0 and width % m == 0]
-    cropped = [m for m in tiles if -(-height // m) * -(-width // m) >= MIN_CROPPED_TILES]
-    return next(iter(divides + cropped), None)
+    return next(
+        (
+            m
+            for m in tiles
+            if (height % m == 0 and width % m == 0)
+            or -(-height // m) * -(-width // m) >= MIN_CROPPED_TILES
+        ),
+        None,
+    )
 
 
 def _tile_columns(width: int, tile: int) -> int:

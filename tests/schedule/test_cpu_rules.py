@@ -408,3 +408,31 @@ def test_conv_inner_loop_keeps_accumulators_in_registers(preset, fma, stack_vect
     assert vectors * pixels > 1
     assert loop.count(fma) >= vectors * pixels * 3  # one kernel row of the tile, at least
     assert not re.search(stack_vector, loop), loop
+
+
+def test_matmul_register_tile_follows_weight_panels():
+    """The Winograd GEMM's weights come in panels of 4 rows: the Matmul rule tiles 4 rows (its
+    own choice for 64 tiles would be 2 x 32 on AVX2) and reads each panel in one pass over the
+    channels (no chunks); numbers vs numpy, max |error| <= 1e-5 x max |reference|."""
+    from tvm import te
+
+    from tvm_prune.transform.winograd_conv2d import WEIGHT_PANEL, _gemm
+
+    target = resolve_target("host").target
+    panels, channels, tiles = 8, 128, 64
+    weights = te.placeholder((2, panels, channels, WEIGHT_PANEL), name="U")
+    inputs = te.placeholder((2, channels, tiles), name="V")
+    func = te.create_prim_func([weights, inputs, _gemm(weights, inputs)])
+    sch = cpu.Matmul().apply(func.with_attr("global_symbol", "main"), target, False)
+    assert sch is not None
+    text = sch.mod["main"].script()
+    assert re.search(rf"in T\.unroll\({WEIGHT_PANEL}\)", text), text
+    assert f"range({channels})" in text  # the reduction is one loop
+    rng = np.random.default_rng(0)
+    u = rng.standard_normal((2, panels, channels, WEIGHT_PANEL)).astype("float32")
+    v = rng.standard_normal((2, channels, tiles)).astype("float32")
+    out = tvm.runtime.tensor(np.zeros((2, panels * WEIGHT_PANEL, tiles), "float32"))
+    tvm.compile(sch.mod, target=target)["main"](tvm.runtime.tensor(u), tvm.runtime.tensor(v), out)
+    rows = u.transpose(0, 1, 3, 2).reshape(2, panels * WEIGHT_PANEL, channels)
+    expected = rows @ v
+    assert np.abs(out.numpy() - expected).max() <= 1e-5 * np.abs(expected).max()

@@ -78,6 +78,8 @@ def test_winograd_matches_ort(tmp_path, x_shape, weight, pads, tile):
         ((1, 8, 14, 14), (4,), 4),  # 14x14 computed as 16x16 (4 x 4 tiles), cropped
         ((2, 8, 18, 13), (4, 2), 4),  # neither side divides, batch 2: 5 x 4 tiles each
         ((1, 8, 13, 10), (4, 2), 2),  # F(4x4) has 12 tiles, too few: F(2x2), 7 x 5 tiles
+        ((1, 8, 14, 14), (4, 2), 4),  # cropped F(4x4) before a dividing F(2x2)
+        ((1, 8, 7, 7), (4, 2), 2),  # 4 x 4 tiles of F(2x2), cropped (the host's 512@7)
     ],
 )
 def test_cropped_winograd_matches_ort(tmp_path, x_shape, tiles, tile):
@@ -116,7 +118,9 @@ def test_gemm_tiles_are_padded_to_whole_register_tiles(tmp_path, size, tile, til
         [int(d) for d in binding.value.ty.shape]
         for block in rewritten["main"].body.blocks
         for binding in block.bindings
-        if isinstance(binding.value, relax.Call) and binding.value.op.name == "relax.matmul"
+        if isinstance(binding.value, relax.Call)
+        and binding.value.op.name == "relax.call_tir"
+        and binding.value.args[0].name_hint == "winograd_gemm"
     ]
     assert shape == [(tile + 2) ** 2, 8, tiles]
 

@@ -9,8 +9,9 @@ Rewrites
       ``V[alpha^2, C, tiles]`` (tiles per row padded to ``TILE_BLOCK``, then rows of zero
       tiles up to a multiple of ``GEMM_COLUMNS`` tiles); the matrix entries are immediates,
       zero terms dropped;
-    - ``R.matmul(U, V)``: ``alpha^2`` independent ``[K, C] x [C, tiles]`` GEMMs, which the
-      ``Matmul`` schedule rule blocks and vectorises along the tiles;
+    - ``winograd_gemm(U, V)``: ``alpha^2`` independent ``[K, C] x [C, tiles]`` GEMMs, which the
+      ``Matmul`` schedule rule blocks and vectorises along the tiles, ``U`` stored in panels of
+      ``WEIGHT_PANEL`` output channels (``[alpha^2, K / panel, C, panel]``);
     - ``winograd_output``: ``A^T M A`` per tile in two passes, written back as
       ``[N, K, H', W']``; the conv's
       epilogue (bias, BN, activation, residual add) stays after it and ``FuseOps`` fuses it in.
@@ -39,6 +40,7 @@ the interpolation points (0, +-1, +-2, +-1/2 for F(4x4)), so rounding grows: on 
 from __future__ import annotations
 
 import functools
+import math
 from typing import Any
 
 import numpy as np
@@ -71,18 +73,26 @@ GEMM_COLUMNS = 32
 # (7x7 has 4 under F(4x4)), each transformed weight, 4x the direct kernel's bytes, serves too
 # few tiles and the GEMM is bound by streaming them. Single thread on the host: 256@14 under
 # F(4x4), 16 tiles, runs at 1.03-1.57x the direct conv's speed (bench/winograd.py, 4 runs);
-# 512@7 at 0.82-0.93x under F(2x2) (16 tiles, but 16 MB of transformed weights) and ~0.5x
-# under F(4x4) (4 tiles).
+# 512@7 at ~0.5x under F(4x4) (4 tiles) and under F(2x2) (16 tiles, 16 MB of transformed
+# weights) at 0.82-0.93x with the weights in rows, 1.29-1.32x in panels (WEIGHT_PANEL; 2 runs,
+# shared host).
 MIN_CROPPED_TILES = 16
+# The transformed weights are stored in panels of this many output channels, each panel's
+# channels interleaved along C: the order the GEMM's register tile (this many rows, which the
+# ``Matmul`` rule reads off the layout) consumes them, so each GEMM reads U as one sequential
+# stream. U is read once per conv and is out of cache by then (256@14: 9.4 MB); row by row it
+# ran at half the speed (bench/winograd_gemm.py, single thread, weights out of cache, shared
+# host: 36 x [256x256] x [256x16] 2.09 -> 1.01 ms, 36 x [128x128] x [128x64] 1.49 -> 1.06 ms,
+# 36 x [64x64] x [64x224] unchanged).
+WEIGHT_PANEL = 4
 
 
 @tvm.transform.module_pass(opt_level=0, name="WinogradConv2d")
 class WinogradConv2d:
     """See the module docstring. ``tiles``: the output tile sides ``m`` to use, in order of
     preference (4: F(4x4, 3x3), 2: F(2x2, 3x3)); a conv gets the first that divides both its
-    output sides (F(2x2) for 14x14 under ``(4, 2)``), else the first that gives at least
-    ``MIN_CROPPED_TILES`` tiles on the padded output (F(4x4) for 14x14 under ``(4,)``), else
-    none (refused). After a run, ``report``
+    output sides or gives at least ``MIN_CROPPED_TILES`` tiles on the padded output (F(4x4)
+    for 14x14, F(2x2) for 7x7 under ``(4, 2)``), else none (refused). After a run, ``report``
     lists every conv seen: its shapes and the tile it got, or why it was left alone."""
 
     def __init__(self, tiles: tuple[int, ...] = (4, 2), min_channels: int = 1) -> None:
@@ -150,7 +160,10 @@ def _rewrite(mutator, call, entry, tiles, min_channels) -> Expr:
     alpha = tile + KERNEL - 1
     # U[i * alpha + j, k, c] = (G w[k, c] G^T)[i, j]
     transformed = np.einsum("ia,kcab,jb->ijkc", g, weights.astype(np.float64), g)
-    transformed = transformed.reshape(alpha * alpha, out_channels, in_channels)
+    panel = math.gcd(out_channels, WEIGHT_PANEL)
+    # U[e, k // panel, c, k % panel]
+    transformed = transformed.reshape(alpha * alpha, out_channels // panel, panel, in_channels)
+    transformed = np.ascontiguousarray(transformed.transpose(0, 1, 3, 2), dtype=np.float32)
     padding = [int(p) for p in attrs.padding]  # top, left, bottom, right
     builder = mutator.builder_
     tiles = builder.emit(
@@ -163,7 +176,9 @@ def _rewrite(mutator, call, entry, tiles, min_channels) -> Expr:
         )
     )
     tiles = builder.emit(relax.op.reshape(tiles, [alpha * alpha, in_channels, -1]))
-    products = builder.emit(relax.op.matmul(relax.const(transformed.astype(np.float32)), tiles))
+    products = builder.emit(
+        _call_te(builder, _gemm, [relax.const(transformed), tiles], "winograd_gemm", {})
+    )
     entry.update(rewritten=True, tile=tile)
     return _call_te(
         builder, _output_transform(out_shape, tile, a), [products], "winograd_output", {}
@@ -209,11 +224,17 @@ def _select(index: tirx.PrimExpr, values: list[tirx.PrimExpr]) -> tirx.PrimExpr:
 
 
 def _pick_tile(height: int, width: int, tiles: tuple[int, ...]) -> int | None:
-    """The first of ``tiles`` dividing both output sides, else the first with at least
+    """The first of ``tiles`` that divides both output sides or gives at least
     ``MIN_CROPPED_TILES`` tiles on the output padded to its multiple, else None."""
-    divides = [m for m in tiles if height % m == 0 and width % m == 0]
-    cropped = [m for m in tiles if -(-height // m) * -(-width // m) >= MIN_CROPPED_TILES]
-    return next(iter(divides + cropped), None)
+    return next(
+        (
+            m
+            for m in tiles
+            if (height % m == 0 and width % m == 0)
+            or -(-height // m) * -(-width // m) >= MIN_CROPPED_TILES
+        ),
+        None,
+    )
 
 
 def _tile_columns(width: int, tile: int) -> int:
@@ -308,6 +329,18 @@ def _input_transform(in_shape, out_shape, padding, tile, b):
         )
 
     return compute
+
+
+def _gemm(weights, tiles):
+    """``M[e, k, t] = sum_c U[e, k, c] V[e, c, t]`` with ``U`` in panels (``WEIGHT_PANEL``)."""
+    panel = int(weights.shape[3])
+    channels = tiles.shape[1]
+    c = te.reduce_axis((0, channels), "c")
+    return te.compute(
+        (tiles.shape[0], weights.shape[1] * panel, tiles.shape[2]),
+        lambda e, k, t: te.sum(weights[e, k // panel, c, k % panel] * tiles[e, c, t], axis=c),
+        "winograd_gemm",
+    )
 
 
 def _output_transform(out_shape, tile, a):

@@ -6,12 +6,14 @@ from tvm import s_tir, tirx
 from tvm.target import Target
 
 from .base import CpuScheduleRule, cpu_params, not_mine
-from .tiling import analyse_reduction, schedule_output_tiles
+from .tiling import ReductionInfo, analyse_reduction, schedule_output_tiles
 
 
 class Matmul(CpuScheduleRule):
     """Recognised by structure: two inputs and one reduction axis. Vectorised along the output's
-    last axis (columns), register tiled along rows when there is more than one.
+    last axis (columns), register tiled along rows when there is more than one. An input stored
+    in panels of rows (``U[..., i // p, c, i % p]``: the Winograd GEMM's weights) fixes the
+    register tile at ``p`` rows.
     """
 
     name = "Matmul"
@@ -25,8 +27,26 @@ class Matmul(CpuScheduleRule):
             return not_mine(
                 self.name, _name(func), "not a matmul: needs 2 inputs and 1 reduction axis"
             )
-        schedule_output_tiles(sch, info, cpu_params(target))
+        schedule_output_tiles(sch, info, cpu_params(target), _panel_rows(sch, info))
         return sch
+
+
+def _panel_rows(sch: s_tir.Schedule, info: ReductionInfo) -> int | None:
+    """``p`` when an input's last index is ``i % p`` of the reuse axis ``i``, else None."""
+    if info.reuse_axis is None:
+        return None
+    block = sch.get(info.block)
+    row = block.iter_vars[info.reuse_axis].var
+    for region in block.reads:
+        last = region.region[-1].min
+        if (
+            isinstance(last, tirx.FloorMod)
+            and last.a.same_as(row)
+            and isinstance(last.b, tirx.IntImm)
+            and info.extents[info.reuse_axis] % int(last.b) == 0
+        ):
+            return int(last.b)
+    return None
 
 
 def _name(func: tirx.PrimFunc) -> str:

@@ -306,15 +306,26 @@ def _extent(sch, loop) -> int:
     return int(sch.get(loop).extent)
 
 
-def schedule_output_tiles(sch: s_tir.Schedule, info: ReductionInfo, params: CpuParams) -> None:
-    """The blocking recipe described in the module docstring."""
+def schedule_output_tiles(
+    sch: s_tir.Schedule, info: ReductionInfo, params: CpuParams, panel_rows: int | None = None
+) -> None:
+    """The blocking recipe described in the module docstring.
+
+    ``panel_rows``: an input is stored in panels of this many rows of the reuse axis (packed
+    weights): the register tile takes that many rows, and the reduction is not cut in chunks, so
+    each panel is read as one sequential stream.
+    """
     main = info.block
     lanes = params.lanes(info.dtype)
     reuse = info.reuse_axis is not None
-    vec = vector_tile(info.extents[info.vector_axis], lanes, 4)
-    vectors = math.ceil(vec / lanes)  # registers per row, however LLVM splits the loads
     accumulators = max(1, params.vector_registers - 4)
-    reg = register_tile(info.extents[info.reuse_axis], accumulators // vectors) if reuse else 1
+    if panel_rows is not None:
+        vec = vector_tile(info.extents[info.vector_axis], lanes, accumulators // panel_rows)
+        reg = panel_rows
+    else:
+        vec = vector_tile(info.extents[info.vector_axis], lanes, 4)
+        vectors = math.ceil(vec / lanes)  # registers per row, however LLVM splits the loads
+        reg = register_tile(info.extents[info.reuse_axis], accumulators // vectors) if reuse else 1
 
     inline_around(sch, main)
     epilogue = single_epilogue(sch, main)
@@ -334,7 +345,9 @@ def schedule_output_tiles(sch: s_tir.Schedule, info: ReductionInfo, params: CpuP
             outer.append(loops[i])
     work = block_work(sch, main)
     red = [loops[i] for i in info.reduction]
-    chunk = _reduction_chunk(info, vec, reg, params.l1d_bytes) if reuse else None
+    chunk = (
+        _reduction_chunk(info, vec, reg, params.l1d_bytes) if reuse and panel_rows is None else None
+    )
     if chunk is None:
         # The reuse axis' outer loop goes innermost of the parallel loops: consecutive tiles on
         # a thread read the same input tile (kept in L1) with the next block of weights.

@@ -17,11 +17,13 @@ from __future__ import annotations
 import math
 
 from tvm import s_tir
+from tvm.tirx import IndexMap
 
 from .base import CpuParams
 from .tiling import (
     ReductionInfo,
     _extent,
+    analyse_reduction,
     block_work,
     blocks_of,
     divisors,
@@ -37,6 +39,7 @@ PREPROC_ATTR = "meta_schedule.layout_rewrite_preproc"
 # The L1 data cache of the AVX2 hosts and Cortex-A cores the presets target (32-64 KiB).
 L1_BYTES = 32 * 1024
 FLOAT32_BYTES = 4
+MIN_POINTWISE_CHANNEL_BLOCK = 16
 
 
 def weight_read_index(sch: s_tir.Schedule, info: ReductionInfo) -> int | None:
@@ -71,28 +74,36 @@ def applies(sch: s_tir.Schedule, info: ReductionInfo, params: CpuParams) -> bool
 
 
 def schedule_channel_vectors(sch: s_tir.Schedule, info: ReductionInfo, params: CpuParams) -> None:
-    main = info.block
     lanes = params.lanes(info.dtype)
-    weight_index = weight_read_index(sch, info)
+    weights_first = _weights_dominate(sch, info, weight_read_index(sch, info))
     vectors, width = register_block(
         info.extents[info.reuse_axis] // lanes,
         info.extents[info.vector_axis],
         info.extents[info.reduction[-1]],
         params,
     )
+    inline_around(sch, info.block)
+    epilogue = single_epilogue(sch, info.block)
+    # A pointwise conv whose register tile is a whole output row (7 x 7 maps): its pixels are
+    # flattened so that a block of input channels can serve every row (see
+    # _input_channel_block). On wider maps (tiles spanning rows, 14 x 14) this measured slower.
+    pointwise = (
+        epilogue is not None
+        and width == info.extents[info.vector_axis]
+        and _is_pointwise(sch, info, epilogue)
+    )
+    if pointwise:
+        info = _flatten_pixels(sch, info, epilogue)
+    main = info.block
     block = vectors * lanes
-
-    weights_first = _weights_dominate(sch, info, weight_index)
-    inline_around(sch, main)
     # Repack the weights: [K, C, R, S] -> [K / lanes, C, R, S, lanes].
-    packed = sch.cache_read(main, weight_index, "global")
+    packed = sch.cache_read(main, weight_read_index(sch, info), "global")
     sch.annotate(packed, PREPROC_ATTR, True)
     sch.transform_layout(
         packed,
         ("write", 0),
         lambda k, *rest: (k // block, *rest, k % block),
     )
-    epilogue = single_epilogue(sch, main)
 
     loops = sch.get_loops(main)
     outer = []
@@ -113,14 +124,14 @@ def schedule_channel_vectors(sch: s_tir.Schedule, info: ReductionInfo, params: C
         parallel = [k_outer, *outer]
     else:
         parallel = [*outer, k_outer]
-    channel_block = _input_channel_block(sch, info, red, k_outer)
+    channel_block = _input_channel_block(sch, info, red, k_outer, pointwise)
     if channel_block:
         # All output channels in one register tile (few of them, as in PP-OCR det's neck) and
         # more input rows per output row than L1 holds: a block of input channels at a time
         # across the whole output row, so its input rows stay in L1 for every tile and tap.
         c_outer, c_inner = sch.split(red[0], [None, channel_block])
-        parallel.remove(outer[-1])
-        sch.reorder(*parallel, c_outer, outer[-1], c_inner, *red[1:], w_tile, k_vectors, k_lanes)
+        parallel.remove(w_outer)
+        sch.reorder(*parallel, c_outer, w_outer, c_inner, *red[1:], w_tile, k_vectors, k_lanes)
         red = [c_outer, c_inner, *red[1:]]
     else:
         sch.reorder(*parallel, *red, w_tile, k_vectors, k_lanes)
@@ -191,21 +202,73 @@ def register_block(
     return best
 
 
-def _input_channel_block(sch, info: ReductionInfo, red, k_outer) -> int | None:
-    """Input channels per block when one output-channel block covers the conv and the input
-    rows an output row reads (``C x R x W``) overflow L1; None otherwise."""
-    if _extent(sch, k_outer) != 1 or len(red) < 2:
+def _input_channel_block(sch, info: ReductionInfo, red, k_outer, pointwise: bool) -> int | None:
+    """Input channels per block when the input rows an output row reads (``C x R x W``)
+    overflow L1 and one output-channel block covers the conv, or the conv is pointwise (its
+    "row" is every pixel, reread by each output-channel block); None otherwise."""
+    if _extent(sch, k_outer) != 1 and not pointwise:
         return None
     channels = _extent(sch, red[0])
-    row_bytes = (
-        _product(sch, red[1:-1])
-        * (info.extents[info.vector_axis] + _extent(sch, red[-1]) - 1)
-        * FLOAT32_BYTES
-    )
-    if channels * row_bytes <= L1_BYTES:
+    width = info.extents[info.vector_axis]
+    if len(red) > 1:
+        row_bytes = _product(sch, red[1:-1]) * (width + _extent(sch, red[-1]) - 1) * FLOAT32_BYTES
+    elif pointwise:
+        row_bytes = width * FLOAT32_BYTES
+    else:
         return None
-    fitting = [d for d in divisors(channels) if d * row_bytes <= L1_BYTES and d < channels]
-    return max(fitting, default=None)
+    budget = L1_BYTES // 2 if pointwise else L1_BYTES
+    if channels * row_bytes <= budget:
+        return None
+    fitting = [d for d in divisors(channels) if d * row_bytes <= budget and d < channels]
+    block = max(fitting, default=None)
+    # Blocks of a few channels (a prime channel count) reload the accumulators more often
+    # than they save input reloads.
+    if pointwise and block is not None and block < MIN_POINTWISE_CHANNEL_BLOCK:
+        return None
+    return block
+
+
+def _is_pointwise(sch: s_tir.Schedule, info: ReductionInfo, epilogue) -> bool:
+    """A 1x1 stride-1 conv without padding (input maps the size of the output maps) into an
+    NCHW epilogue indexed by its own iterators in order."""
+    if any(info.extents[i] != 1 for i in info.reduction[1:]) or info.vector_axis - 1 not in (
+        info.spatial
+    ):
+        return False
+    stmt = sch.get(info.block)
+    output = stmt.writes[0].source
+    size = [int(d) for d in output.shape[-2:]]
+    if len(output.shape) != 4 or size != [info.extents[info.vector_axis - 1 + i] for i in (0, 1)]:
+        return False
+    weight = stmt.reads[weight_read_index(sch, info)].source
+    data = [
+        r.source for r in stmt.reads if not (r.source.same_as(output) or r.source.same_as(weight))
+    ]
+    if not all([int(d) for d in b.shape[-2:]] == size for b in data):
+        return False
+    tail = sch.get(epilogue)
+    indices = [r.min for r in tail.writes[0].region]
+    return len(tail.iter_vars) == len(indices) == 4 and all(
+        index.same_as(iv.var) for index, iv in zip(indices, tail.iter_vars, strict=True)
+    )
+
+
+def _flatten_pixels(sch: s_tir.Schedule, info: ReductionInfo, epilogue) -> ReductionInfo:
+    """Fuse the output rows and columns of a pointwise conv and its epilogue into one pixel
+    iterator (the intermediate output becomes ``[N, K, H * W]``): a GEMM over all pixels, so
+    one loop over the register tiles covers the whole map inside an input-channel block.
+    Returns the conv block's analysis in the new iterators."""
+    rows = info.vector_axis - 1
+    width = info.extents[info.vector_axis]
+
+    def fuse(*iters):
+        return (*iters[:rows], iters[rows] * width + iters[rows + 1], *iters[rows + 2 :])
+
+    sch.transform_layout(info.block, ("write", 0), lambda n, k, h, w: (n, k, h * width + w))
+    sch.transform_block_layout(info.block, IndexMap.from_func(fuse, ndim=len(info.extents)))
+    sch.transform_block_layout(epilogue, lambda n, k, h, w: (n, k, h * width + w))
+    flat, _ = analyse_reduction(sch)
+    return flat
 
 
 def _weights_dominate(sch: s_tir.Schedule, info: ReductionInfo, weight_index: int) -> bool:

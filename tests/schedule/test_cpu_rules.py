@@ -40,9 +40,9 @@ CASES = {
     "conv1x1": ("Conv", (1, 16, 7, 7), (24, 16, 1, 1), {}, "Conv2d"),
     # 1x1 at 7 x 7 (MobileNetV2's tail): pixels flattened, input channels in blocks of 50
     "conv1x1_7x7_channel_blocks": ("Conv", (1, 200, 7, 7), (40, 200, 1, 1), {}, "Conv2d"),
-    # a prime input channel count: flattened, no channel block (blocks of one would be slow)
+    # a prime input channel count: no channel block (blocks of one would be slow)
     "conv1x1_7x7_prime_channels": ("Conv", (1, 131, 7, 7), (24, 131, 1, 1), {}, "Conv2d"),
-    # 1x1 at 14 x 14: the tile spans part of a row, pixels stay in rows and columns
+    # 1x1 at 14 x 14: pixels flattened, input channels in blocks of 16
     "conv1x1_14x14": ("Conv", (1, 96, 14, 14), (48, 96, 1, 1), {}, "Conv2d"),
     # few input channels, rows of whole double vectors: vectors along the row, not the channels
     "conv1x1_few_channels": ("Conv", (1, 8, 16, 32), (24, 8, 1, 1), {}, "Conv2d"),
@@ -222,13 +222,14 @@ def test_few_channel_pointwise_conv_vectorises_output_rows(tmp_path):
     assert "layout_rewrite_preproc" in texts[32]
 
 
-def test_pointwise_conv_at_7x7_flattens_pixels_and_blocks_input_channels(tmp_path):
-    """A 1x1 conv whose register tile is a whole 7-wide row runs as a GEMM over the 49 pixels
-    (accumulators [1, K / lanes, 49, lanes]) in blocks of input channels that fit half of L1
-    (200 channels x 49 pixels: 4 blocks of 50); a prime channel count keeps one block, and
-    a 14 x 14 map (tile of part of a row) keeps its rows and columns."""
+def test_pointwise_conv_flattens_pixels_and_blocks_input_channels(tmp_path):
+    """A 1x1 conv whose input overflows half of L1 runs as a GEMM over all pixels
+    (accumulators [1, K / lanes, H * W, lanes]) in blocks of input channels that fit it:
+    200 x 7 x 7 in 4 blocks of 50, 96 x 14 x 14 in 6 of 16; a prime channel count (blocks of
+    one) keeps rows and columns and one channel loop."""
     target = resolve_target("host").target
-    lanes = cpu.cpu_params(target).lanes("float32")
+    params = cpu.cpu_params(target)
+    lanes = params.lanes("float32")
     texts = {}
     for channels, size in ((200, 7), (131, 7), (96, 14)):
         path = models.save(
@@ -238,13 +239,14 @@ def test_pointwise_conv_at_7x7_flattens_pixels_and_blocks_input_channels(tmp_pat
         _, kernels = _fused_kernels(path)
         (conv,) = [f for name, f in kernels.items() if "conv2d" in name]
         texts[channels] = cpu.Conv2d().apply(conv, target, False).mod["main"].script()
-    accumulators = f"T.int64({40 // lanes}), T.int64(49), T.int64({lanes})"
-    assert accumulators in texts[200] and accumulators in texts[131]
-    assert "T.grid(T.int64(4), T.int64(7), T.int64(50))" in texts[200]
-    assert "range(T.int64(131))" in texts[131]
-    _, pixels = register_block(40 // lanes, 14, 1, cpu.cpu_params(target))
-    if pixels != 14:
-        assert "T.int64(196)" not in texts[96]
+    for channels, size, blocks, block in ((200, 7, 4, 50), (96, 14, 6, 16)):
+        text = texts[channels]
+        assert f"T.int64({40 // lanes}), T.int64({size * size}), T.int64({lanes})" in text
+        _, pixels = register_block(40 // lanes, size, 1, params)
+        tiles = size * size // pixels
+        assert f"T.grid(T.int64({blocks}), T.int64({tiles})" in text
+        assert f"T.int64({block})):" in text
+    assert "T.int64(49)" not in texts[131] and "range(T.int64(131))" in texts[131]
 
 
 def test_small_kernels_stay_on_one_thread(tmp_path):

@@ -84,15 +84,15 @@ def schedule_channel_vectors(sch: s_tir.Schedule, info: ReductionInfo, params: C
     )
     inline_around(sch, info.block)
     epilogue = single_epilogue(sch, info.block)
-    # A pointwise conv whose register tile is a whole output row (7 x 7 maps): its pixels are
-    # flattened so that a block of input channels can serve every row (see
-    # _input_channel_block). On wider maps (tiles spanning rows, 14 x 14) this measured slower.
-    pointwise = (
-        epilogue is not None
-        and width == info.extents[info.vector_axis]
-        and _is_pointwise(sch, info, epilogue)
+    # A pointwise conv whose input overflows L1 runs over all its pixels at once (rows and
+    # columns flattened), a block of input channels at a time: each block's input stays in L1
+    # for every register tile (MobileNetV2's 7 x 7 and 14 x 14 layers).
+    pointwise_block = (
+        _pointwise_channel_block(info)
+        if epilogue is not None and _is_pointwise(sch, info, epilogue)
+        else None
     )
-    if pointwise:
+    if pointwise_block:
         info = _flatten_pixels(sch, info, epilogue)
     main = info.block
     block = vectors * lanes
@@ -124,7 +124,7 @@ def schedule_channel_vectors(sch: s_tir.Schedule, info: ReductionInfo, params: C
         parallel = [k_outer, *outer]
     else:
         parallel = [*outer, k_outer]
-    channel_block = _input_channel_block(sch, info, red, k_outer, pointwise)
+    channel_block = pointwise_block or _input_channel_block(sch, info, red, k_outer)
     if channel_block:
         # All output channels in one register tile (few of them, as in PP-OCR det's neck) and
         # more input rows per output row than L1 holds: a block of input channels at a time
@@ -202,30 +202,36 @@ def register_block(
     return best
 
 
-def _input_channel_block(sch, info: ReductionInfo, red, k_outer, pointwise: bool) -> int | None:
-    """Input channels per block when the input rows an output row reads (``C x R x W``)
-    overflow L1 and one output-channel block covers the conv, or the conv is pointwise (its
-    "row" is every pixel, reread by each output-channel block); None otherwise."""
-    if _extent(sch, k_outer) != 1 and not pointwise:
+def _input_channel_block(sch, info: ReductionInfo, red, k_outer) -> int | None:
+    """Input channels per block when one output-channel block covers the conv and the input
+    rows an output row reads (``C x R x W``) overflow L1; None otherwise."""
+    if _extent(sch, k_outer) != 1 or len(red) < 2:
         return None
     channels = _extent(sch, red[0])
-    width = info.extents[info.vector_axis]
-    if len(red) > 1:
-        row_bytes = _product(sch, red[1:-1]) * (width + _extent(sch, red[-1]) - 1) * FLOAT32_BYTES
-    elif pointwise:
-        row_bytes = width * FLOAT32_BYTES
-    else:
+    row_bytes = (
+        _product(sch, red[1:-1])
+        * (info.extents[info.vector_axis] + _extent(sch, red[-1]) - 1)
+        * FLOAT32_BYTES
+    )
+    if channels * row_bytes <= L1_BYTES:
         return None
-    budget = L1_BYTES // 2 if pointwise else L1_BYTES
-    if channels * row_bytes <= budget:
+    fitting = [d for d in divisors(channels) if d * row_bytes <= L1_BYTES and d < channels]
+    return max(fitting, default=None)
+
+
+def _pointwise_channel_block(info: ReductionInfo) -> int | None:
+    """Input channels per block of a pointwise conv whose whole input (``C x H x W``)
+    overflows half of L1 (the other half for the weights and accumulators), None when it fits
+    or when only blocks of a few channels (a prime channel count, big maps) would fit: those
+    reload the accumulators more often than they save input reloads."""
+    channels = info.extents[info.reduction[0]]
+    map_bytes = info.extents[info.vector_axis - 1] * info.extents[info.vector_axis] * FLOAT32_BYTES
+    budget = L1_BYTES // 2
+    if channels * map_bytes <= budget:
         return None
-    fitting = [d for d in divisors(channels) if d * row_bytes <= budget and d < channels]
-    block = max(fitting, default=None)
-    # Blocks of a few channels (a prime channel count) reload the accumulators more often
-    # than they save input reloads.
-    if pointwise and block is not None and block < MIN_POINTWISE_CHANNEL_BLOCK:
-        return None
-    return block
+    fitting = [d for d in divisors(channels) if d * map_bytes <= budget]
+    block = max(fitting, default=0)
+    return block if block >= MIN_POINTWISE_CHANNEL_BLOCK else None
 
 
 def _is_pointwise(sch: s_tir.Schedule, info: ReductionInfo, epilogue) -> bool:

@@ -39,6 +39,12 @@ CASES = {
         "Conv2d",
     ),
     "conv1x1": ("Conv", (1, 16, 7, 7), (24, 16, 1, 1), {}, "Conv2d"),
+    # 1x1 at 7 x 7 (MobileNetV2's tail): pixels flattened, input channels in blocks of 50
+    "conv1x1_7x7_channel_blocks": ("Conv", (1, 200, 7, 7), (40, 200, 1, 1), {}, "Conv2d"),
+    # a prime input channel count: no channel block (blocks of one would be slow)
+    "conv1x1_7x7_prime_channels": ("Conv", (1, 131, 7, 7), (24, 131, 1, 1), {}, "Conv2d"),
+    # 1x1 at 14 x 14: pixels flattened, input channels in blocks of 16
+    "conv1x1_14x14": ("Conv", (1, 96, 14, 14), (48, 96, 1, 1), {}, "Conv2d"),
     # few input channels, rows of whole double vectors: vectors along the row, not the channels
     "conv1x1_few_channels": ("Conv", (1, 8, 16, 32), (24, 8, 1, 1), {}, "Conv2d"),
     "conv_dilated": (
@@ -268,6 +274,33 @@ def test_padding_copy_splits_off_its_edges(tmp_path):
     text = cpu.Conv2d().apply(conv, target, False).mod["main"].script()
     assert "in range(T.int64(1), T.int64(17)):" in text  # the interior rows
     assert "in T.vectorized(T.int64(1), T.int64(17)):" in text  # their interior columns
+
+
+def test_pointwise_conv_flattens_pixels_and_blocks_input_channels(tmp_path):
+    """A 1x1 conv whose input overflows half of L1 runs as a GEMM over all pixels
+    (accumulators [1, K / lanes, H * W, lanes]) in blocks of input channels that fit it:
+    200 x 7 x 7 in 4 blocks of 50, 96 x 14 x 14 in 6 of 16; a prime channel count (blocks of
+    one) keeps rows and columns and one channel loop."""
+    target = resolve_target("host").target
+    params = cpu.cpu_params(target)
+    lanes = params.lanes("float32")
+    texts = {}
+    for channels, size in ((200, 7), (131, 7), (96, 14)):
+        path = models.save(
+            networks.single_op("Conv", (1, channels, size, size), weight=(40, channels, 1, 1)),
+            tmp_path / f"conv{channels}.onnx",
+        )
+        _, kernels = _fused_kernels(path)
+        (conv,) = [f for name, f in kernels.items() if "conv2d" in name]
+        texts[channels] = cpu.Conv2d().apply(conv, target, False).mod["main"].script()
+    for channels, size, blocks, block in ((200, 7, 4, 50), (96, 14, 6, 16)):
+        text = texts[channels]
+        assert f"T.int64({40 // lanes}), T.int64({size * size}), T.int64({lanes})" in text
+        _, pixels = register_block(40 // lanes, size, 1, params)
+        tiles = size * size // pixels
+        assert f"T.grid(T.int64({blocks}), T.int64({tiles})" in text
+        assert f"T.int64({block})):" in text
+    assert "T.int64(49)" not in texts[131] and "range(T.int64(131))" in texts[131]
 
 
 def test_small_kernels_stay_on_one_thread(tmp_path):

@@ -17,11 +17,13 @@ from __future__ import annotations
 import math
 
 from tvm import s_tir
+from tvm.tirx import IndexMap
 
 from .base import CpuParams
 from .tiling import (
     ReductionInfo,
     _extent,
+    analyse_reduction,
     block_work,
     blocks_of,
     divisors,
@@ -35,6 +37,7 @@ from .tiling import (
 
 PREPROC_ATTR = "meta_schedule.layout_rewrite_preproc"
 FLOAT32_BYTES = 4
+MIN_POINTWISE_CHANNEL_BLOCK = 16
 
 
 def weight_read_index(sch: s_tir.Schedule, info: ReductionInfo) -> int | None:
@@ -69,28 +72,36 @@ def applies(sch: s_tir.Schedule, info: ReductionInfo, params: CpuParams) -> bool
 
 
 def schedule_channel_vectors(sch: s_tir.Schedule, info: ReductionInfo, params: CpuParams) -> None:
-    main = info.block
     lanes = params.lanes(info.dtype)
-    weight_index = weight_read_index(sch, info)
+    weights_first = _weights_dominate(sch, info, weight_read_index(sch, info))
     vectors, width = register_block(
         info.extents[info.reuse_axis] // lanes,
         info.extents[info.vector_axis],
         info.extents[info.reduction[-1]],
         params,
     )
+    inline_around(sch, info.block)
+    epilogue = single_epilogue(sch, info.block)
+    # A pointwise conv whose input overflows L1 runs over all its pixels at once (rows and
+    # columns flattened), a block of input channels at a time: each block's input stays in L1
+    # for every register tile (MobileNetV2's 7 x 7 and 14 x 14 layers).
+    pointwise_block = (
+        _pointwise_channel_block(info, params.l1d_bytes)
+        if epilogue is not None and _is_pointwise(sch, info, epilogue)
+        else None
+    )
+    if pointwise_block:
+        info = _flatten_pixels(sch, info, epilogue)
+    main = info.block
     block = vectors * lanes
-
-    weights_first = _weights_dominate(sch, info, weight_index)
-    inline_around(sch, main)
     # Repack the weights: [K, C, R, S] -> [K / lanes, C, R, S, lanes].
-    packed = sch.cache_read(main, weight_index, "global")
+    packed = sch.cache_read(main, weight_read_index(sch, info), "global")
     sch.annotate(packed, PREPROC_ATTR, True)
     sch.transform_layout(
         packed,
         ("write", 0),
         lambda k, *rest: (k // block, *rest, k % block),
     )
-    epilogue = single_epilogue(sch, main)
 
     loops = sch.get_loops(main)
     outer = []
@@ -111,14 +122,16 @@ def schedule_channel_vectors(sch: s_tir.Schedule, info: ReductionInfo, params: C
         parallel = [k_outer, *outer]
     else:
         parallel = [*outer, k_outer]
-    channel_block = _input_channel_block(sch, info, red, k_outer, params.l1d_bytes)
+    channel_block = pointwise_block or _input_channel_block(
+        sch, info, red, k_outer, params.l1d_bytes
+    )
     if channel_block:
         # All output channels in one register tile (few of them, as in PP-OCR det's neck) and
         # more input rows per output row than L1 holds: a block of input channels at a time
         # across the whole output row, so its input rows stay in L1 for every tile and tap.
         c_outer, c_inner = sch.split(red[0], [None, channel_block])
-        parallel.remove(outer[-1])
-        sch.reorder(*parallel, c_outer, outer[-1], c_inner, *red[1:], w_tile, k_vectors, k_lanes)
+        parallel.remove(w_outer)
+        sch.reorder(*parallel, c_outer, w_outer, c_inner, *red[1:], w_tile, k_vectors, k_lanes)
         red = [c_outer, c_inner, *red[1:]]
     else:
         sch.reorder(*parallel, *red, w_tile, k_vectors, k_lanes)
@@ -204,6 +217,64 @@ def _input_channel_block(sch, info: ReductionInfo, red, k_outer, l1d_bytes: int)
         return None
     fitting = [d for d in divisors(channels) if d * row_bytes <= l1d_bytes and d < channels]
     return max(fitting, default=None)
+
+
+def _pointwise_channel_block(info: ReductionInfo, l1d_bytes: int) -> int | None:
+    """Input channels per block of a pointwise conv whose whole input (``C x H x W``)
+    overflows half of L1 (the other half for the weights and accumulators), None when it fits
+    or when only blocks of a few channels (a prime channel count, big maps) would fit: those
+    reload the accumulators more often than they save input reloads."""
+    channels = info.extents[info.reduction[0]]
+    map_bytes = info.extents[info.vector_axis - 1] * info.extents[info.vector_axis] * FLOAT32_BYTES
+    budget = l1d_bytes // 2
+    if channels * map_bytes <= budget:
+        return None
+    fitting = [d for d in divisors(channels) if d * map_bytes <= budget]
+    block = max(fitting, default=0)
+    return block if block >= MIN_POINTWISE_CHANNEL_BLOCK else None
+
+
+def _is_pointwise(sch: s_tir.Schedule, info: ReductionInfo, epilogue) -> bool:
+    """A 1x1 stride-1 conv without padding (input maps the size of the output maps) into an
+    NCHW epilogue indexed by its own iterators in order."""
+    if any(info.extents[i] != 1 for i in info.reduction[1:]) or info.vector_axis - 1 not in (
+        info.spatial
+    ):
+        return False
+    stmt = sch.get(info.block)
+    output = stmt.writes[0].source
+    size = [int(d) for d in output.shape[-2:]]
+    if len(output.shape) != 4 or size != [info.extents[info.vector_axis - 1 + i] for i in (0, 1)]:
+        return False
+    weight = stmt.reads[weight_read_index(sch, info)].source
+    data = [
+        r.source for r in stmt.reads if not (r.source.same_as(output) or r.source.same_as(weight))
+    ]
+    if not all([int(d) for d in b.shape[-2:]] == size for b in data):
+        return False
+    tail = sch.get(epilogue)
+    indices = [r.min for r in tail.writes[0].region]
+    return len(tail.iter_vars) == len(indices) == 4 and all(
+        index.same_as(iv.var) for index, iv in zip(indices, tail.iter_vars, strict=True)
+    )
+
+
+def _flatten_pixels(sch: s_tir.Schedule, info: ReductionInfo, epilogue) -> ReductionInfo:
+    """Fuse the output rows and columns of a pointwise conv and its epilogue into one pixel
+    iterator (the intermediate output becomes ``[N, K, H * W]``): a GEMM over all pixels, so
+    one loop over the register tiles covers the whole map inside an input-channel block.
+    Returns the conv block's analysis in the new iterators."""
+    rows = info.vector_axis - 1
+    width = info.extents[info.vector_axis]
+
+    def fuse(*iters):
+        return (*iters[:rows], iters[rows] * width + iters[rows + 1], *iters[rows + 2 :])
+
+    sch.transform_layout(info.block, ("write", 0), lambda n, k, h, w: (n, k, h * width + w))
+    sch.transform_block_layout(info.block, IndexMap.from_func(fuse, ndim=len(info.extents)))
+    sch.transform_block_layout(epilogue, lambda n, k, h, w: (n, k, h * width + w))
+    flat, _ = analyse_reduction(sch)
+    return flat
 
 
 def _weights_dominate(sch: s_tir.Schedule, info: ReductionInfo, weight_index: int) -> bool:

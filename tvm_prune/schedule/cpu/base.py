@@ -8,6 +8,7 @@ LLVM's own ``llvm_get_vector_width`` is not used: it answers 512 for AVX2-only Z
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from dataclasses import dataclass
@@ -102,8 +103,10 @@ def _is_this_machine(target: tvm.target.Target) -> bool:
     )
 
 
+@functools.cache
 def _detected_l1d_bytes() -> int | None:
-    """Linux's description of core 0's level-1 data cache (``32K``), or None."""
+    """Linux's description of core 0's level-1 data cache (``32K``), or None; read once per
+    process (every kernel of a compile asks)."""
     for index in sorted(_CACHE_DIR.glob("index*")):
         try:
             level = (index / "level").read_text().strip()

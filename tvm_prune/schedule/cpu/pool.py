@@ -46,8 +46,8 @@ class Pool(CpuScheduleRule):
         lanes = params.lanes(info.dtype)
         if _is_row_window(info, lanes):
             schedule_channel_window(sch, info, params)
-        elif _partial_sums(info, lanes):
-            _schedule_plane_reduction(sch, info, params, _partial_sums(info, lanes))
+        elif partial_sums := _partial_sums(info, lanes):
+            _schedule_plane_reduction(sch, info, params, partial_sums)
         else:
             schedule_output_tiles(sch, info, params)
         return sch

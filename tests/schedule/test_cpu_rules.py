@@ -95,6 +95,8 @@ CASES = {
     "grouped": ("Conv", (1, 8, 9, 9), (8, 2, 3, 3), {"pads": [1] * 4, "group": 4}, "Conv2d"),
     "conv_transpose": ("ConvTranspose", (1, 8, 6, 6), (8, 4, 2, 2), {"strides": [2, 2]}, "Conv2d"),
     "dense": ("Gemm", (3, 40), (40, 24), {}, "Matmul"),
+    # One row: the weights repacked in column panels (folded at compile time).
+    "dense_one_row": ("Gemm", (1, 96), (96, 40), {}, "Matmul"),
     "maxpool": (
         "MaxPool",
         (1, 8, 12, 12),
@@ -469,3 +471,38 @@ def test_matmul_register_tile_follows_weight_panels():
     rows = u.transpose(0, 1, 3, 2).reshape(2, panels * WEIGHT_PANEL, channels)
     expected = rows @ v
     assert np.abs(out.numpy() - expected).max() <= 1e-5 * np.abs(expected).max()
+
+
+@pytest.mark.parametrize("transposed", [False, True])
+def test_matrix_vector_weights_in_column_panels(transposed):
+    """One output row: the weight (``[K, N]`` or ``[N, K]``) is repacked to ``[N / v, K, v]`` by
+    a layout-rewrite preprocess block and read one panel per tile; numbers vs numpy, max |error|
+    <= 1e-5 x max |reference|."""
+    from tvm import te
+
+    target = resolve_target("host").target
+    rows, depth, columns = 1, 96, 200
+    a = te.placeholder((rows, depth), name="A")
+    b = te.placeholder((columns, depth) if transposed else (depth, columns), name="B")
+    k = te.reduce_axis((0, depth), "k")
+    out = te.compute(
+        (rows, columns),
+        lambda i, j: te.sum(a[i, k] * (b[j, k] if transposed else b[k, j]), axis=k),
+        name="T_matmul",
+    )
+    func = te.create_prim_func([a, b, out]).with_attr("global_symbol", "main")
+    sch = cpu.Matmul().apply(func, target, False)
+    assert sch is not None
+    text = sch.mod["main"].script()
+    assert "meta_schedule.layout_rewrite_preproc" in text, text
+    width = int(re.search(r"B_global\[v_j // (\d+), v_k, v_j % \1\]", text).group(1))
+    assert columns % width == 0 and width > cpu.base.cpu_params(target).lanes("float32")
+    rng = np.random.default_rng(0)
+    a_np = rng.standard_normal((rows, depth)).astype("float32")
+    b_np = rng.standard_normal([int(d) for d in b.shape]).astype("float32")
+    result = tvm.runtime.tensor(np.zeros((rows, columns), "float32"))
+    tvm.compile(sch.mod, target=target)["main"](
+        tvm.runtime.tensor(a_np), tvm.runtime.tensor(b_np), result
+    )
+    expected = a_np @ (b_np.T if transposed else b_np)
+    assert np.abs(result.numpy() - expected).max() <= 1e-5 * np.abs(expected).max()

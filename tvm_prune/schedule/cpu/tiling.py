@@ -307,13 +307,18 @@ def _extent(sch, loop) -> int:
 
 
 def schedule_output_tiles(
-    sch: s_tir.Schedule, info: ReductionInfo, params: CpuParams, panel_rows: int | None = None
-) -> None:
-    """The blocking recipe described in the module docstring.
+    sch: s_tir.Schedule,
+    info: ReductionInfo,
+    params: CpuParams,
+    panel_rows: int | None = None,
+    max_vectors: int = 4,
+) -> int:
+    """The blocking recipe described in the module docstring; returns the vector tile width.
 
     ``panel_rows``: an input is stored in panels of this many rows of the reuse axis (packed
     weights): the register tile takes that many rows, and the reduction is not cut in chunks, so
-    each panel is read as one sequential stream.
+    each panel is read as one sequential stream. ``max_vectors``: the vector tile's limit in
+    vectors when the register tile is not fixed by panels.
     """
     main = info.block
     lanes = params.lanes(info.dtype)
@@ -323,7 +328,7 @@ def schedule_output_tiles(
         vec = vector_tile(info.extents[info.vector_axis], lanes, accumulators // panel_rows)
         reg = panel_rows
     else:
-        vec = vector_tile(info.extents[info.vector_axis], lanes, 4)
+        vec = vector_tile(info.extents[info.vector_axis], lanes, max_vectors)
         vectors = math.ceil(vec / lanes)  # registers per row, however LLVM splits the loads
         reg = register_tile(info.extents[info.reuse_axis], accumulators // vectors) if reuse else 1
 
@@ -383,3 +388,4 @@ def schedule_output_tiles(
     for block in blocks_of(sch):
         if has_if_then_else(sch, block) and not is_reduction_block(sch, block):
             schedule_injective_block(sch, block, params, info.dtype)
+    return vec

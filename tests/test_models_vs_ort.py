@@ -42,6 +42,20 @@ def test_light_model_with_random_weights(name, tmp_path):
     assert_outputs_close(outputs, run_ort(path, inputs), rel_tol=REL_TOL)
 
 
+@pytest.mark.slow
+def test_mobilenet_v2_shaped(tmp_path):
+    """The benchmark's MobileNetV2-shaped network at 224 x 224: every pointwise path (channel
+    vectors, flattened pixels with input-channel blocks, few-channel rows), depthwise stride 1
+    and 2, ReLU6 and residual epilogues, the global pool and the matrix-vector dense layer."""
+    from tvm_prune.testing import networks
+
+    path = models.save(networks.mobilenet_v2_like(), tmp_path / "mobilenet_v2_like.onnx")
+    package = tvm_prune.compile(path, target="host", output=tmp_path / "mv2.tar")
+    assert package.metadata.compile["schedule"]["fallback"] == 0
+    inputs = random_inputs(package.inputs)
+    assert_outputs_close(package.run(inputs), run_ort(path, inputs), rel_tol=REL_TOL)
+
+
 @pytest.mark.parametrize("case", models.pytorch_converted_cases(contains=("Conv",)))
 def test_pytorch_converted_conv(case, tmp_path):
     path, inputs, expected = models.pytorch_converted_case(case)

@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import math
 
-from tvm import s_tir
+from tvm import s_tir, tirx
 from tvm.tirx import IndexMap
 
 from .base import CpuParams
 from .tiling import (
     ReductionInfo,
     _extent,
+    _realize_of,
     analyse_reduction,
     block_work,
     blocks_of,
@@ -55,8 +56,6 @@ def weight_read_index(sch: s_tir.Schedule, info: ReductionInfo) -> int | None:
 
 
 def _mentions(region, var) -> bool:
-    from tvm import tirx
-
     return any(
         any(v.same_as(var) for v in tirx.analysis.undefined_vars(r.min)) for r in region.region
     )
@@ -157,6 +156,7 @@ def schedule_channel_vectors(sch: s_tir.Schedule, info: ReductionInfo, params: C
     )
     if epilogue is not None:
         sch.reverse_compute_at(epilogue, fused)
+        _vectorize_epilogue_channels(sch, epilogue, fused, info.reuse_axis, lanes)
     init = sch.decompose_reduction(main, red[0])
     sch.vectorize(sch.get_loops(init)[-1])
     for block in blocks_of(sch):
@@ -294,3 +294,32 @@ def _product(sch, loops) -> int:
     for loop in loops:
         result *= _extent(sch, loop)
     return result
+
+
+def _vectorize_epilogue_channels(
+    sch: s_tir.Schedule, epilogue, fused, channel_axis: int, lanes: int
+):
+    """Run the epilogue of a tile over its output channels in vectors: a vector of the
+    accumulator tile is read whole and its lanes stored to their NCHW planes, instead of each
+    element read, computed and stored on its own (24 -> 144 and 32 -> 192 pointwise convs:
+    0.43 -> 0.35 and 0.19 -> 0.15 ms, one thread). Left as it is when no single loop of the
+    tile runs over the channels in whole vectors."""
+    loops = sch.get_loops(epilogue)
+    under = [sch.get(loop).same_as(sch.get(fused)) for loop in loops].index(True) + 1
+    stmt = sch.get(epilogue)
+    channel = stmt.writes[0].region[channel_axis].min
+    position = next(i for i, iv in enumerate(stmt.iter_vars) if iv.var.same_as(channel))
+    channel_vars = tirx.analysis.undefined_vars(_realize_of(sch, epilogue).iter_values[position])
+    channel_loops = [
+        loop
+        for loop in loops[under:]
+        if any(var.same_as(sch.get(loop).loop_var) for var in channel_vars)
+    ]
+    if len(channel_loops) != 1 or _extent(sch, channel_loops[0]) % lanes:
+        return
+    others = [
+        loop for loop in loops[under:] if not sch.get(loop).same_as(sch.get(channel_loops[0]))
+    ]
+    channel_outer, channel_lanes = sch.split(channel_loops[0], [None, lanes])
+    sch.reorder(channel_outer, *others, channel_lanes)
+    sch.vectorize(channel_lanes)

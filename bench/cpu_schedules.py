@@ -48,7 +48,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         rows = []
-        for name, path, shapes, inputs in _cases(tmp, args.det_size):
+        for name, path, shapes, inputs in cases(tmp, args.det_size):
             if args.only and name.split()[0] not in args.only.split(","):
                 continue
             gflop = count_flops(path, shapes) / 1e9
@@ -122,7 +122,8 @@ def main() -> None:
     print_table(header, rows)
 
 
-def _cases(tmp: Path, det_size: int):
+def cases(tmp: Path, det_size: int):
+    """``(name, ONNX path, input shapes or None, inputs)`` of the benchmark models."""
     digits = REPO / "examples" / "digits" / "digits_cnn.onnx"
     with np.load(REPO / "examples" / "digits" / "digits_test.npz") as data:
         digit = data["input"][:1]
@@ -209,26 +210,30 @@ def _ort_session(path: Path):
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
-def _print_profile(path, shapes, inputs, count: int) -> None:
+def rules_executable(path, shapes, inputs):
+    """The host build ``compile`` makes of the model (with the preset's graph rewrites), as a
+    Relax executable to profile, and its inputs as tensors."""
     import tvm
 
     from tvm_prune.package.build import rewritten_module
     from tvm_prune.pipeline import build_pipeline
     from tvm_prune.target import resolve_target
-    from tvm_prune.testing.profile import profile_kernels
 
     model = tvm_prune.load_onnx(path, input_shapes=shapes)
     preset = resolve_target("host")
     with preset.target:
-        # The graph rewrites `compile` runs for the preset, so the profile is of the timed
-        # library.
         mod, _ = rewritten_module(model, preset)
         executable = tvm.compile(mod, target=preset.target, relax_pipeline=build_pipeline(preset))
-    arrays = [tvm.runtime.tensor(inputs[spec.name]) for spec in model.inputs]
-    rows = profile_kernels(executable, arrays)
-    total = sum(ms for _, ms, _ in rows)
-    for name, ms, calls in rows[:count]:
-        print(f"  {ms:8.2f} ms {100 * ms / total:5.1f}%  x{calls:<3d} {name}")
+    return executable, [tvm.runtime.tensor(inputs[spec.name]) for spec in model.inputs]
+
+
+def _print_profile(path, shapes, inputs, count: int) -> None:
+    from tvm_prune.testing.profile import profile_kernels
+
+    rows = profile_kernels(*rules_executable(path, shapes, inputs))
+    total = sum(row.ms for row in rows)
+    for row in rows[:count]:
+        print(f"  {row.ms:8.2f} ms {100 * row.ms / total:5.1f}%  x{row.calls:<3d} {row.name}")
     print(f"  total {total:.2f} ms in kernels")
 
 

@@ -324,7 +324,7 @@ def test_weight_repacking_is_folded_at_compile_time(tmp_path):
     )
     _, executable, _ = compile_on(path)
     x = tvm.runtime.tensor(np.zeros((1, 8, 6, 6), np.float32))
-    kernels = [name for name, _, _ in profile_kernels(executable, [x], rounds=1)]
+    kernels = [row.name for row in profile_kernels(executable, [x], rounds=1)]
     assert [k for k in kernels if not k.startswith("vm.builtin")] == [
         "fused_conv2d_add_relu_prepacked"
     ]

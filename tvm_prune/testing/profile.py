@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import tvm
 from tvm import relax
@@ -17,14 +18,22 @@ from tvm import relax
 from ..package.threads import use_all_cores
 
 
+class KernelTime(NamedTuple):
+    name: str
+    ms: float  # total per run, all calls
+    calls: int  # per run
+    output_shape: tuple[int, ...]  # of the last argument (a kernel's output); () if none
+
+
 def profile_kernels(
     executable, inputs: Sequence[tvm.runtime.Tensor], *, rounds: int = 3
-) -> list[tuple[str, float, int]]:
-    """``(kernel, total ms per run, calls per run)``, slowest first; ``rounds`` runs averaged."""
+) -> list[KernelTime]:
+    """Each kernel's time, slowest first; ``rounds`` runs averaged."""
     use_all_cores()
     vm = relax.VirtualMachine(executable, tvm.cpu())
     totals: dict[str, float] = defaultdict(float)
     calls: dict[str, int] = defaultdict(int)
+    shapes: dict[str, tuple[int, ...]] = {}
     started: list[float] = []
 
     def instrument(func, name, before, ret, *args):
@@ -33,6 +42,8 @@ def profile_kernels(
         else:
             totals[str(name)] += time.perf_counter() - started.pop()
             calls[str(name)] += 1
+            last = args[-1] if args else None
+            shapes[str(name)] = tuple(int(d) for d in getattr(last, "shape", ()))
         return 0
 
     vm["main"](*inputs)  # warm up without the hook
@@ -40,6 +51,9 @@ def profile_kernels(
     for _ in range(rounds):
         vm["main"](*inputs)
     return sorted(
-        ((name, 1e3 * total / rounds, calls[name] // rounds) for name, total in totals.items()),
-        key=lambda row: -row[1],
+        (
+            KernelTime(name, 1e3 * total / rounds, calls[name] // rounds, shapes[name])
+            for name, total in totals.items()
+        ),
+        key=lambda row: -row.ms,
     )

@@ -23,9 +23,12 @@ schedule only where one measured faster than the rule's, and otherwise the rule'
 from __future__ import annotations
 
 import functools
+import inspect
 import json
+import linecache
 import logging
 import os
+import sys
 import tempfile
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -230,6 +233,33 @@ def _build(mod: tvm.IRModule, target: tvm.target.Target, _params) -> tvm.runtime
     return tvm.tirx.build(mod, target=target)
 
 
+@functools.cache
+def _import_tensor_intrinsics() -> None:
+    """Import ``tvm.s_tir.tensor_intrin`` (``TuneContext`` imports it on first use) with a cheap
+    ``inspect.stack``. Each of its ~500 TVMScript functions calls ``inspect.stack()``, which runs
+    ``inspect.getmodule`` (a scan of ``sys.modules``) for every frame: 30-40 s of every ``tune``
+    run's start here, 5-6 s with this stack. The parser reads each frame and its current source
+    line only, which this stack gives from the frames themselves and ``linecache``."""
+    original = inspect.stack
+
+    def stack(context: int = 1) -> list[inspect.FrameInfo]:
+        frames = []
+        frame = sys._getframe(1)
+        while frame is not None:
+            code, lineno = frame.f_code, frame.f_lineno
+            line = linecache.getline(code.co_filename, lineno, frame.f_globals)
+            info = (code.co_filename, lineno, code.co_name, [line] if line else None, 0)
+            frames.append(inspect.FrameInfo(frame, *info))
+            frame = frame.f_back
+        return frames
+
+    inspect.stack = stack
+    try:
+        import tvm.s_tir.tensor_intrin  # noqa: F401
+    finally:
+        inspect.stack = original
+
+
 def _builder_and_runner(preset: TargetPreset, rpc: RpcConfig | None):
     if rpc is None:
         return (
@@ -316,6 +346,7 @@ def _search(
     task, kernel_mod, search_target, remaining, previous, trials, label, logs,
     builder, runner, database, cost_model,
 ) -> None:  # fmt: skip
+    _import_tensor_intrinsics()
     context = ms.TuneContext(
         mod=kernel_mod,
         target=search_target,

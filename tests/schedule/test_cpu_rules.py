@@ -93,6 +93,14 @@ CASES = {
         "DepthwiseConv2d",
     ),
     "grouped": ("Conv", (1, 8, 9, 9), (8, 2, 3, 3), {"pads": [1] * 4, "group": 4}, "Conv2d"),
+    # ResNet's stem: a 7 x 7 window unrolled a kernel row at a time.
+    "stem_7x7_s2": (
+        "Conv",
+        (1, 3, 30, 30),
+        (16, 3, 7, 7),
+        {"pads": [3] * 4, "strides": [2, 2]},
+        "Conv2d",
+    ),
     "conv_transpose": ("ConvTranspose", (1, 8, 6, 6), (8, 4, 2, 2), {"strides": [2, 2]}, "Conv2d"),
     "dense": ("Gemm", (3, 40), (40, 24), {}, "Matmul"),
     # One row: the weights repacked in column panels (folded at compile time).

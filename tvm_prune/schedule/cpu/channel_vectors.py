@@ -304,7 +304,7 @@ def _product(sch, loops) -> int:
 
 def _vectorize_epilogue_channels(
     sch: s_tir.Schedule, epilogue, fused, channel_axis: int, lanes: int
-):
+) -> None:
     """Run the epilogue of a tile over its output channels in vectors: a vector of the
     accumulator tile is read whole and its lanes stored to their NCHW planes, instead of each
     element read, computed and stored on its own (24 -> 144 and 32 -> 192 pointwise convs:

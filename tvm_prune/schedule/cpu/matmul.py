@@ -26,8 +26,9 @@ class Matmul(CpuScheduleRule):
     so it runs at the speed its weights stream from memory: they are repacked into panels of the
     column tile (``[N / v, K, v]``, a layout-rewrite preprocess folded into the constant at compile
     time; a matrix computed at run time is repacked by a kernel of its own), so each tile reads
-    one sequential stream, into up to ``registers - 4`` independent vector accumulators. MobileNetV2's 1280 -> 1000 dense layer read its row-major weights in
-    8-column slivers, one accumulator, at 1.3-1.5x ORT's time.
+    one sequential stream, into up to ``registers - 4`` independent vector accumulators.
+    MobileNetV2's 1280 -> 1000 dense layer read its row-major weights in 8-column slivers, one
+    accumulator, at 1.3-1.5x ORT's time.
     """
 
     name = "Matmul"

@@ -85,6 +85,14 @@ CASES = {
         {"pads": [1] * 4, "group": 4},
         "Conv2d",
     ),
+    # Rows of whole vectors (16): the epilogue runs per register tile, in a band of 20 rows.
+    "depthwise_vector_rows": (
+        "Conv",
+        (1, 8, 20, 16),
+        (8, 1, 3, 3),
+        {"pads": [1] * 4, "group": 8},
+        "DepthwiseConv2d",
+    ),
     "depthwise_5x5_unpadded": (
         "Conv",
         (1, 8, 12, 12),

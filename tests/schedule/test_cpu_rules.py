@@ -43,6 +43,16 @@ CASES = {
     "conv1x1_7x7_channel_blocks": ("Conv", (1, 200, 7, 7), (40, 200, 1, 1), {}, "Conv2d"),
     # a prime input channel count: no channel block (blocks of one would be slow)
     "conv1x1_7x7_prime_channels": ("Conv", (1, 131, 7, 7), (24, 131, 1, 1), {}, "Conv2d"),
+    # 49 flattened pixels in 6-pixel tiles (2 x 6 on AVX2) and a one-pixel tail
+    "conv1x1_7x7_pixel_tail": ("Conv", (1, 192, 7, 7), (64, 192, 1, 1), {}, "Conv2d"),
+    # the same with MobileNetV2's residual add in the epilogue (3 x 4 tiles on AVX2)
+    "conv1x1_7x7_pixel_tail_residual": (
+        "Conv",
+        (1, 96, 7, 7),
+        (96, 96, 1, 1),
+        {"residual": True},
+        "Conv2d",
+    ),
     # 1x1 at 14 x 14: pixels flattened, input channels in blocks of 16
     "conv1x1_14x14": ("Conv", (1, 96, 14, 14), (48, 96, 1, 1), {}, "Conv2d"),
     # few input channels, rows of whole double vectors: vectors along the row, not the channels
@@ -314,10 +324,10 @@ def test_pointwise_conv_flattens_pixels_and_blocks_input_channels(tmp_path):
     for channels, size, blocks, block in ((200, 7, 4, 50), (96, 14, 6, 16)):
         text = texts[channels]
         assert f"T.int64({40 // lanes}), T.int64({size * size}), T.int64({lanes})" in text
-        _, pixels = register_block(40 // lanes, size, 1, params)
+        _, pixels = register_block(40 // lanes, size * size, 1, params, tail=True)
         tiles = size * size // pixels
-        assert f"T.grid(T.int64({blocks}), T.int64({tiles})" in text
-        assert f"T.int64({block})):" in text
+        assert f"in range(T.int64({blocks})):" in text
+        assert f"T.grid(T.int64({tiles}), T.int64({block})):" in text
     assert "T.int64(49)" not in texts[131] and "range(T.int64(131))" in texts[131]
 
 
@@ -459,6 +469,32 @@ def test_conv_inner_loop_keeps_accumulators_in_registers(preset, fma, stack_vect
     assert vectors * pixels > 1
     assert loop.count(fma) >= vectors * pixels * 3  # one kernel row of the tile, at least
     assert not re.search(stack_vector, loop), loop
+
+
+def test_pointwise_pixel_tail_is_split_off_and_keeps_accumulators_in_registers(tmp_path):
+    """A 7 x 7 pointwise conv flattened to 49 pixels takes a register tile whose pixels do not
+    divide 49 (2 x 6 on AVX2); the remainder is a tail tile split off by ``loop_partition``, so
+    the full tiles' FMA loop has no bounds check (a guarded pixel would cut it in pieces) and
+    no vector stack traffic. Numbers: ``conv1x1_7x7_pixel_tail`` above."""
+    params = cpu.cpu_params(resolve_target("host").target)
+    if (params.vector_bits, params.vector_registers) != (256, 16):
+        pytest.skip("the host assembly checked is AVX2's")
+    path = models.save(
+        networks.single_op("Conv", (1, 192, 7, 7), weight=(64, 192, 1, 1)),
+        tmp_path / "conv.onnx",
+    )
+    vectors, pixels = register_block(64 // 8, 49, 1, params, tail=True)
+    assert (vectors, pixels) == (2, 6)
+    target, kernels = _fused_kernels(path)
+    (conv,) = [f for name, f in kernels.items() if "conv2d" in name]
+    text = cpu.Conv2d().apply(conv, target, False).mod["main"].script()
+    assert "range(T.int64(8), T.int64(9))" in text  # the tail tile, after 8 full ones
+    _, executable, _ = compile_on(path)
+    asm = executable.mod.imports[0].inspect_source("s")
+    blocks = re.split(r"^\.LBB\d+_\d+:", asm, flags=re.M)
+    loop = re.split(r"\tj", max(blocks, key=lambda block: block.count("vfmadd")))[0]
+    assert loop.count("vfmadd") >= vectors * pixels
+    assert not re.search(r"\(%rsp\)", loop), loop
 
 
 def test_matmul_register_tile_follows_weight_panels():

@@ -74,10 +74,12 @@ def single_op(
     *,
     weight: tuple[int, ...] | None = None,
     act: str | None = "Relu",
+    residual: bool = False,
     seed: int = 0,
     **attrs,
 ) -> onnx.ModelProto:
-    """``x -> op(x, w, b) -> act -> y``; ``weight`` None for weightless ops (pooling)."""
+    """``x -> op(x, w, b) -> act -> y``; ``weight`` None for weightless ops (pooling);
+    ``residual`` adds ``x`` before the activation (an op keeping ``x``'s shape)."""
     g = _Graph(seed)
     inputs = ["x"]
     if weight is not None:
@@ -89,6 +91,8 @@ def single_op(
             channels = weight[1]
         inputs.append(g.weight((channels,), scale=0.1))
     y = g.node(op, inputs, **attrs)
+    if residual:
+        y = g.node("Add", [y, "x"])
     if act:
         y = g.node(act, [y])
     g.node("Identity", [y])  # a consumer, so shape inference gives y's shape

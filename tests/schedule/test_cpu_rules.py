@@ -87,6 +87,21 @@ CASES = {
         {"pads": [1] * 4, "group": 8, "strides": [2, 2]},
         "DepthwiseConv2d",
     ),
+    # Wider than the L1 strip a padded tile may cover: several strips along each band of rows.
+    "depthwise_wide": (
+        "Conv",
+        (1, 4, 6, 1024),
+        (4, 1, 3, 3),
+        {"pads": [1] * 4, "group": 4},
+        "DepthwiseConv2d",
+    ),
+    "depthwise_s2_wide": (
+        "Conv",
+        (1, 4, 8, 1024),
+        (4, 1, 3, 3),
+        {"pads": [1] * 4, "group": 4, "strides": [2, 2]},
+        "DepthwiseConv2d",
+    ),
     # A prime output width above two vectors has no vector tile: Conv2d takes it.
     "depthwise_prime_width": (
         "Conv",

@@ -8,7 +8,9 @@ So the schedule:
 
 - tiles the output as ``rows x vectors x lanes`` (rows and vectors unrolled, lanes vectorised)
   with up to ``CHAINS`` independent accumulator vectors, taps outside the tile, unrolled;
-- computes the zero padding per tile (``compute_at``), so the padded rows are read from L1;
+- computes the zero padding per band of rows (``compute_at``), so the padded rows are read
+  from L1; a band spans as many tiles along the width as half of L1 holds (whole rows on
+  MobileNet's maps), so the copy streams whole input rows;
 - for a stride ``s`` along the width, stores the padded rows de-interleaved by column phase
   (``[.., w % s, w // s]``): tap ``rx`` of ``s`` consecutive outputs then reads consecutive
   elements, and the vectors are loads instead of gathers.
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import math
 
+import tvm
 from tvm import s_tir, sym, tirx
 from tvm.target import Target
 
@@ -112,11 +115,19 @@ def schedule_channel_window(sch: s_tir.Schedule, info: ReductionInfo, params: Cp
 
     loops = sch.get_loops(main)
     band = register_tile(height // rows, max(1, BAND_ROWS // rows))
+    # A band's padded copy spans as many register tiles along the width as half of L1 holds:
+    # it then copies whole input rows (one 16-wide tile of a 112-wide map copied 18-float row
+    # pieces, re-read 2 halo columns per 16, and ran 2x slower on inputs coming from L3).
+    tile_width = vectors * vec
+    input_rows = stride * band * rows + info.extents[info.reduction[-2]]
+    element_bytes = tvm.runtime.DataType(info.dtype).bits // 8
+    tile_bytes = input_rows * stride * tile_width * element_bytes
+    strip = register_tile(width // tile_width, params.l1d_bytes // 2 // tile_bytes)
     h_outer, h_band, h_tile = sch.split(loops[height_axis], [None, band, rows])
-    w_outer, w_vectors, w_lanes = sch.split(loops[width_axis], [None, vectors, vec])
+    w_outer, w_strip, w_vectors, w_lanes = sch.split(loops[width_axis], [None, strip, vectors, vec])
     outer = [loops[i] for i in info.spatial[:-2]]
     red = [loops[i] for i in info.reduction]
-    sch.reorder(*outer, h_outer, w_outer, h_band, *red, h_tile, w_vectors, w_lanes)
+    sch.reorder(*outer, h_outer, w_outer, h_band, w_strip, *red, h_tile, w_vectors, w_lanes)
     work = block_work(sch, main) * TAP_COST
     fused = sch.fuse(*outer, h_outer, w_outer)
     parallel_if_worth(sch, fused, work)
@@ -130,7 +141,7 @@ def schedule_channel_window(sch: s_tir.Schedule, info: ReductionInfo, params: Cp
         # Narrower rows (7, 14, 28) keep it per band: per tile, 576 at 14 / 2 went 0.027 ->
         # 0.039 ms.
         per_tile = width % lanes == 0
-        sch.reverse_compute_at(epilogue, h_band if per_tile else fused)
+        sch.reverse_compute_at(epilogue, w_strip if per_tile else fused)
         sch.vectorize(sch.get_loops(epilogue)[-1])
     init = sch.decompose_reduction(main, red[0])
     sch.vectorize(sch.get_loops(init)[-1])

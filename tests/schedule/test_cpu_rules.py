@@ -488,9 +488,9 @@ def test_conv_inner_loop_keeps_accumulators_in_registers(preset, fma, stack_vect
 
 def test_pointwise_pixel_tail_is_split_off_and_keeps_accumulators_in_registers(tmp_path):
     """A 7 x 7 pointwise conv flattened to 49 pixels takes a register tile whose pixels do not
-    divide 49 (2 x 6 on AVX2); the remainder is a tail tile split off by ``loop_partition``, so
-    the full tiles' FMA loop has no bounds check (a guarded pixel would cut it in pieces) and
-    no vector stack traffic. Numbers: ``conv1x1_7x7_pixel_tail`` above."""
+    divide 49 (2 x 6 on AVX2); the remainder is a tail tile split off by ``loop_partition``,
+    and the full tiles' FMA loop keeps its 12 accumulators in registers (no vector stack
+    traffic). Numbers: ``conv1x1_7x7_pixel_tail`` above."""
     params = cpu.cpu_params(resolve_target("host").target)
     if (params.vector_bits, params.vector_registers) != (256, 16):
         pytest.skip("the host assembly checked is AVX2's")

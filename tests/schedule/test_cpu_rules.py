@@ -459,6 +459,9 @@ def test_register_block_shapes():
     # NEON: 96 channels are 24 vectors of 4; 3 x 4 is the spill-free tile with fewest loads
     assert register_block(96 // 4, 56, 3, neon) == (3, 4)
     assert register_block(96 // 4, 14, 3, neon) == (1, 7)
+    # ResNet's 7 x 7 / 2 stem: 8 pixels read 21 inputs per kernel row (not 14), so 2 x 4 wins
+    assert register_block(64 // 8, 112, 7, avx2) == (1, 8)
+    assert register_block(64 // 8, 112, 7, avx2, stride=2) == (2, 4)
 
 
 @pytest.mark.parametrize(

@@ -34,6 +34,7 @@ from .tiling import (
     parallel_if_worth,
     schedule_injective_block,
     single_epilogue,
+    width_stride,
 )
 
 PREPROC_ATTR = "meta_schedule.layout_rewrite_preproc"
@@ -73,8 +74,13 @@ def applies(sch: s_tir.Schedule, info: ReductionInfo, params: CpuParams) -> bool
 def schedule_channel_vectors(sch: s_tir.Schedule, info: ReductionInfo, params: CpuParams) -> None:
     lanes = params.lanes(info.dtype)
     weights_first = _weights_dominate(sch, info, weight_read_index(sch, info))
-    # Taps in a kernel row, read before flattening (which turns unit reduction axes spatial).
+    # Taps in a kernel row, read before flattening (which turns unit reduction axes spatial),
+    # and the stride along it for windows unrolled a row at a time (wider than 3): there the
+    # tile counted with the stride won (7 x 7 / 2 stem, 2 x 4: 15% faster than 1 x 8). A 3 x 3
+    # window is unrolled whole, and its stride-1 count's pick stays: for 128 -> 256 3 x 3 / 2
+    # at 14 the stride count picked 4 x 2, 7-9% slower than 1 x 7 (one and two threads).
     window = info.extents[info.reduction[-1]]
+    stride = width_stride(sch, info) if window > 3 else 1
     inline_around(sch, info.block)
     epilogue = single_epilogue(sch, info.block)
     # A pointwise conv whose input overflows L1 runs over all its pixels at once (rows and
@@ -97,6 +103,7 @@ def schedule_channel_vectors(sch: s_tir.Schedule, info: ReductionInfo, params: C
         window,
         params,
         tail=bool(pointwise_block),
+        stride=stride,
     )
     main = info.block
     block = vectors * lanes
@@ -182,21 +189,29 @@ def schedule_channel_vectors(sch: s_tir.Schedule, info: ReductionInfo, params: C
 
 
 def register_block(
-    channel_vectors: int, width: int, window: int, params: CpuParams, tail: bool = False
+    channel_vectors: int,
+    width: int,
+    window: int,
+    params: CpuParams,
+    tail: bool = False,
+    stride: int = 1,
 ) -> tuple[int, int]:
     """``(vectors, pixels)``: the register tile, output-channel vectors x output pixels.
 
-    One kernel row of ``window`` taps costs ``vectors x window`` weight loads and
-    ``pixels + window - 1`` input broadcasts (neighbouring pixels share inputs) for
-    ``vectors x pixels x window`` FMAs. The tile with the most FMAs per load over the whole
-    row wins, then the one with more accumulators. ``pixels`` divides ``width`` unless
-    ``tail``: then the remainder is one narrower tile at the row's end (a 7 x 7 map flattened
-    to 49 pixels runs 2 x 6 tiles and a 2 x 1 tail on AVX2 instead of 1 x 7 tiles, 1.5 FMAs
-    per load instead of 0.9: MobileNetV2's 960 -> 320 conv 0.54 -> 0.41 ms, one thread). The
-    accumulators, the weight vectors and one broadcast must fit the
-    vector registers with some to spare: LLVM spills accumulators otherwise (2 x 7 on AVX2's
-    16 registers runs at half speed). NEON's 4-lane vectors give it more channel vectors to
-    tile than AVX2 for the same conv.
+    One kernel row of ``window`` taps costs ``vectors x window`` weight loads and one input
+    broadcast per distinct input the row reads, ``stride x (pixels - 1) + window`` (neighbouring
+    pixels share inputs; none do when the stride is not below the window), for
+    ``vectors x pixels x window`` FMAs. The tile with the most FMAs per load over the whole row
+    wins, then the one with more accumulators. Counting ResNet's 7 x 7 / 2 stem as stride 1
+    picked 1 x 8; with its stride, 2 x 4 (3.31 -> 2.85 ms on one thread, 1.72 -> 1.47 on two).
+
+    ``pixels`` divides ``width`` unless ``tail``: then the remainder is one narrower tile at the
+    row's end (a 7 x 7 map flattened to 49 pixels runs 2 x 6 tiles and a 2 x 1 tail on AVX2
+    instead of 1 x 7 tiles, 1.5 FMAs per load instead of 0.9: MobileNetV2's 960 -> 320 conv
+    0.54 -> 0.41 ms, one thread). The accumulators, the weight vectors and one broadcast must
+    fit the vector registers with some to spare: LLVM spills accumulators otherwise (2 x 7 on
+    AVX2's 16 registers runs at half speed). NEON's 4-lane vectors give it more channel
+    vectors to tile than AVX2 for the same conv.
     """
     registers = params.vector_registers
     # At most 12 accumulators: x86 FMAs read weights from memory, so 12 of AVX2's 16
@@ -215,13 +230,18 @@ def register_block(
             ):
                 continue
             tiles, rest = divmod(width, pixels)
-            loads = tiles * (vectors * window + pixels + window - 1) + (
-                vectors * window + rest + window - 1 if rest else 0
+            loads = tiles * (vectors * window + _row_inputs(pixels, window, stride)) + (
+                vectors * window + _row_inputs(rest, window, stride) if rest else 0
             )
             key = (round(vectors * width * window / loads, 2), accumulators, pixels)
             if best_key is None or key > best_key:
                 best, best_key = (vectors, pixels), key
     return best
+
+
+def _row_inputs(pixels: int, window: int, stride: int) -> int:
+    """Distinct inputs ``pixels`` neighbouring outputs read along one kernel row."""
+    return min(pixels * window, stride * (pixels - 1) + window)
 
 
 def _input_channel_block(sch, info: ReductionInfo, red, k_outer, l1d_bytes: int) -> int | None:

@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 
 import tvm
-from tvm import s_tir, sym, tirx
+from tvm import s_tir, tirx
 from tvm.target import Target
 
 from .base import CpuParams, CpuScheduleRule, cpu_params, not_mine
@@ -38,6 +38,7 @@ from .tiling import (
     register_tile,
     single_epilogue,
     vector_tile,
+    width_stride,
 )
 
 # Independent accumulator vectors per tile: FMA latency (4-5 cycles) x 2 FMA units, within the
@@ -99,7 +100,7 @@ def schedule_channel_window(sch: s_tir.Schedule, info: ReductionInfo, params: Cp
 
     inline_around(sch, main)
     pad = _padding_block(sch, main)
-    stride = _width_stride(sch, info, pad)
+    stride = width_stride(sch, info, None if pad is None else sch.get(pad).writes[0].source)
     if pad is not None and stride > 1:
 
         def deinterleave(n, c, h, w):
@@ -178,18 +179,3 @@ def _padding_block(sch: s_tir.Schedule, main) -> s_tir.schedule.SBlockRV | None:
 
 def _padded_width(sch: s_tir.Schedule, pad) -> int:
     return int(sch.get(pad).writes[0].source.shape[-1])
-
-
-def _width_stride(sch: s_tir.Schedule, info: ReductionInfo, pad) -> int:
-    """The stride of the input's width index in the output's width iterator."""
-    stmt = sch.get(info.block)
-    var = stmt.iter_vars[info.vector_axis].var
-    for region in stmt.reads:
-        if region.source.same_as(stmt.writes[0].source):
-            continue
-        if pad is not None and not region.source.same_as(sch.get(pad).writes[0].source):
-            continue
-        coefficients = sym.detect_linear_equation(region.region[-1].min, [var])
-        if len(coefficients) == 2 and isinstance(coefficients[0], tirx.IntImm):
-            return max(1, int(coefficients[0]))
-    return 1

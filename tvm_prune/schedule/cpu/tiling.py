@@ -389,3 +389,20 @@ def schedule_output_tiles(
         if has_if_then_else(sch, block) and not is_reduction_block(sch, block):
             schedule_injective_block(sch, block, params, info.dtype)
     return vec
+
+
+def width_stride(sch: s_tir.Schedule, info: ReductionInfo, source=None) -> int:
+    """The stride of an input's width index in the output's width iterator: of ``source`` (a
+    buffer), else of the first input whose width index depends on it; 1 when none does."""
+    stmt = sch.get(info.block)
+    var = stmt.iter_vars[info.vector_axis].var
+    for region in stmt.reads:
+        if region.source.same_as(stmt.writes[0].source):
+            continue
+        if source is not None and not region.source.same_as(source):
+            continue
+        coefficients = sym.detect_linear_equation(region.region[-1].min, [var])
+        if len(coefficients) == 2 and isinstance(coefficients[0], tirx.IntImm):
+            if int(coefficients[0]) > 0:
+                return int(coefficients[0])
+    return 1

@@ -402,7 +402,7 @@ def width_stride(sch: s_tir.Schedule, info: ReductionInfo, source=None) -> int:
         if source is not None and not region.source.same_as(source):
             continue
         coefficients = sym.detect_linear_equation(region.region[-1].min, [var])
-        if len(coefficients) == 2 and isinstance(coefficients[0], tirx.IntImm):
-            if int(coefficients[0]) > 0:
-                return int(coefficients[0])
+        stride = coefficients[0] if len(coefficients) == 2 else None
+        if isinstance(stride, tirx.IntImm) and int(stride) > 0:
+            return int(stride)
     return 1

@@ -20,6 +20,8 @@ from tvm_prune.pipeline import build_pipeline
 from tvm_prune.schedule import cpu
 from tvm_prune.schedule.apply_schedule_rules import SCHEDULED_ATTR, ApplyScheduleRules
 from tvm_prune.schedule.cpu.channel_vectors import register_block
+from tvm_prune.schedule.cpu.depthwise import CHAINS, MIN_CHAINS, window_tile
+from tvm_prune.schedule.cpu.tiling import ReductionInfo
 from tvm_prune.target import resolve_target
 from tvm_prune.testing import models, networks
 from tvm_prune.testing.ort import assert_outputs_close, run_ort
@@ -462,6 +464,48 @@ def test_register_block_shapes():
     # ResNet's 7 x 7 / 2 stem: 8 pixels read 21 inputs per kernel row (not 14), so 2 x 4 wins
     assert register_block(64 // 8, 112, 7, avx2) == (1, 8)
     assert register_block(64 // 8, 112, 7, avx2, stride=2) == (2, 4)
+
+
+def _window_info(channels, size, window=3, reads=2):
+    """The analysis of a depthwise conv (``reads=2``) or pool writing ``size x size`` maps."""
+    return ReductionInfo(
+        block=None,
+        spatial=(0, 1, 2, 3),
+        reduction=(4, 5),
+        extents=(1, channels, size, size, window, window),
+        vector_axis=3,
+        reuse_axis=None,
+        reads=reads,
+        dtype="float32",
+    )
+
+
+def test_window_tile_shapes():
+    avx2 = cpu.CpuParams(vector_bits=256, vector_registers=16, cores=2, l1d_bytes=32 * 1024)
+    # 56 wide: 4 rows of one vector (4 accumulators + 9 weights fit AVX2's 16), not 1 x 7
+    assert window_tile(_window_info(144, 56), avx2) == (8, 1, 4)
+    assert window_tile(_window_info(192, 28), avx2) == (4, 1, 4)
+    # 112 wide: double vectors, 2 rows
+    assert window_tile(_window_info(32, 112), avx2) == (16, 1, 2)
+    # 7 x 7: only 1 or 7 rows; one chain is latency bound, so 7 and the weights reloaded
+    assert window_tile(_window_info(960, 7), avx2) == (7, 1, 7)
+    # a pool has no weights: 8 chains fit
+    assert window_tile(_window_info(144, 56, reads=1), avx2) == (8, 1, 8)
+
+
+@pytest.mark.parametrize("preset", ["host", "aarch64-linux"])
+def test_window_tile_fits_the_register_file(preset):
+    """A 3 x 3 depthwise tile divides the map, and its accumulators, nine weights and one input
+    fit the vector registers with at least ``MIN_CHAINS`` accumulators (maps with a side of
+    14 or more have such a tile)."""
+    params = cpu.cpu_params(resolve_target(preset).target)
+    lanes = params.lanes("float32")
+    for size in (14, 16, 28, 56, 112, 160):
+        vec, vectors, rows = window_tile(_window_info(64, size), params)
+        accumulators = rows * vectors * -(-vec // lanes)
+        assert size % rows == 0 and size % (vec * vectors) == 0
+        assert MIN_CHAINS <= accumulators <= CHAINS
+        assert accumulators + 9 + 1 <= params.vector_registers
 
 
 @pytest.mark.parametrize(

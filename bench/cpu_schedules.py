@@ -192,13 +192,17 @@ def _attr(node, name):
 
 
 def peak_gflops() -> float:
-    """cores x 2 FMA units x lanes x 2 flops x GHz (AVX2: 8 fp32 lanes)."""
+    """cores x 2 FMA units x lanes x 2 flops x GHz, at the vector width the rules tile for (8
+    fp32 lanes on x86, AVX-512 included: Zen 4's two FMA units are 256 bits wide)."""
+    from tvm_prune.schedule.cpu import cpu_params
+    from tvm_prune.target import resolve_target
+
     mhz = 0.0
     with open("/proc/cpuinfo") as f:
         for line in f:
             if line.startswith("cpu MHz"):
                 mhz = max(mhz, float(line.split(":")[1]))
-    lanes = 16 if "avx512f" in open("/proc/cpuinfo").read() else 8
+    lanes = cpu_params(resolve_target("host").target).lanes("float32")
     return (os.cpu_count() or 1) * 2 * lanes * 2 * mhz / 1e3
 
 

@@ -523,10 +523,7 @@ def test_conv_inner_loop_keeps_accumulators_in_registers(preset, fma, stack_vect
         tmp_path / "conv.onnx",
     )
     _, executable, _ = compile_on(path, preset)
-    asm = executable.mod.imports[0].inspect_source("s")
-    blocks = re.split(r"^\.LBB\d+_\d+:", asm, flags=re.M)
-    # the FMA loop: the basic block with the most FMAs, up to its backward branch
-    loop = re.split(r"\tb\.|\tj", max(blocks, key=lambda block: block.count(fma)))[0]
+    loop = _fma_loop(executable.mod.imports[0].inspect_source("s"), fma)
     vectors, pixels = register_block(64 // params.lanes("float32"), 28, 3, params)
     assert vectors * pixels > 1
     assert loop.count(fma) >= vectors * pixels * 3  # one kernel row of the tile, at least
@@ -552,11 +549,42 @@ def test_pointwise_pixel_tail_is_split_off_and_keeps_accumulators_in_registers(t
     text = cpu.Conv2d().apply(conv, target, False).mod["main"].script()
     assert "range(T.int64(8), T.int64(9))" in text  # the tail tile, after 8 full ones
     _, executable, _ = compile_on(path)
-    asm = executable.mod.imports[0].inspect_source("s")
-    blocks = re.split(r"^\.LBB\d+_\d+:", asm, flags=re.M)
-    loop = re.split(r"\tj", max(blocks, key=lambda block: block.count("vfmadd")))[0]
+    loop = _fma_loop(executable.mod.imports[0].inspect_source("s"), "vfmadd")
     assert loop.count("vfmadd") >= vectors * pixels
     assert not re.search(r"\(%rsp\)", loop), loop
+
+
+def _fma_loop(asm: str, fma: str) -> str:
+    """The FMA loop of a kernel's assembly: the basic block with the most FMAs, up to its
+    backward branch."""
+    blocks = re.split(r"^\.LBB\d+_\d+:", asm, flags=re.M)
+    return re.split(r"\tb\.|\tj", max(blocks, key=lambda block: block.count(fma)))[0]
+
+
+@pytest.mark.parametrize(
+    ("preset", "fma", "stack_vector"),
+    [("host", "vfmadd", r"\(%rsp\)"), ("aarch64-linux", "fmla", r"q\d+, \[sp")],
+)
+def test_winograd_gemm_inner_loop_keeps_accumulators_in_registers(preset, fma, stack_vector):
+    """ResNet's 64-channel Winograd GEMM (224 tiles, weights in panels of 4 rows) keeps its
+    register tile within ``max_accumulators`` and out of the stack. With NEON's 32 registers
+    minus 4 it took 4 x 7 vectors and its FMA loop made 190 vector stack accesses."""
+    from tvm import te
+
+    from tvm_prune.transform.winograd_conv2d import WEIGHT_PANEL, _gemm
+
+    target = resolve_target(preset).target
+    params = cpu.cpu_params(target)
+    weights = te.placeholder((36, 64 // WEIGHT_PANEL, 64, WEIGHT_PANEL), name="U")
+    inputs = te.placeholder((36, 64, 224), name="V")
+    func = te.create_prim_func([weights, inputs, _gemm(weights, inputs)])
+    sch = cpu.Matmul().apply(func.with_attr("global_symbol", "main"), target, False)
+    (vec,) = {int(v) for v in re.findall(r"T\.vectorized\((\d+)\)", sch.mod["main"].script())}
+    accumulators = WEIGHT_PANEL * vec // params.lanes("float32")
+    assert 4 <= accumulators <= params.max_accumulators
+    loop = _fma_loop(tvm.compile(sch.mod, target=target).mod.inspect_source("s"), fma)
+    assert loop.count(fma) >= accumulators
+    assert not re.search(stack_vector, loop), loop
 
 
 def test_matmul_register_tile_follows_weight_panels():

@@ -3,7 +3,8 @@
 Everything comes from the target (its ``mtriple``, ``mcpu``/``mattr`` features and
 ``num-cores``; the L1 size from ``mcpu``, or from the kernel's cache description when the target
 is this machine), so the x86 host and the Arm presets share one rule family with different numbers.
-LLVM's own ``llvm_get_vector_width`` is not used: it answers 512 for AVX2-only Zen 3.
+LLVM's own ``llvm_get_vector_width`` is not used: it answers 512 for AVX2-only Zen 3. x86 is
+tiled for 256-bit vectors and 16 registers, AVX-512 included (see ``cpu_params``).
 """
 
 from __future__ import annotations
@@ -34,6 +35,21 @@ class CpuParams:
         bits = tvm.runtime.DataType(dtype).bits
         return max(1, self.vector_bits // bits)
 
+    @property
+    def max_accumulators(self) -> int:
+        """Vector accumulators a register tile may keep: at most ``MAX_ACCUMULATORS``, and 4
+        registers left for the inputs and broadcasts."""
+        return min(self.vector_registers - 4, MAX_ACCUMULATORS)
+
+
+# x86 FMAs read one operand from memory, so 12 of AVX2's 16 registers can accumulate. More
+# registers do not mean more accumulators (checked on the assembly, see tests/schedule): LLVM's
+# aarch64 code keeps each input of a kernel row in a register of its own and spilled 2 x 7 and
+# 2 x 8 conv tiles of NEON's 32, and the Winograd GEMM's 4 x 7 tile of 28 accumulators made 190
+# vector stack accesses in its FMA loop. Tiled for AVX-512's 32 registers, that GEMM tile ran
+# ResNet-18-shaped at 2.6x ORT's time instead of 0.74x (Zen 4).
+MAX_ACCUMULATORS = 12
+
 
 def cpu_params(target: tvm.target.Target) -> CpuParams:
     """Vector width and register count from the target's features, cores from ``num-cores``."""
@@ -50,9 +66,13 @@ def cpu_params(target: tvm.target.Target) -> CpuParams:
         )
     features = set(tvm.target.codegen.llvm_get_cpu_features(target))
     triple = str(target.attrs.get("mtriple", ""))
-    if "avx512f" in features:
-        bits, registers = 512, 32
-    elif "avx2" in features or "avx" in features:
+    if "avx2" in features or "avx" in features:
+        # AVX-512 CPUs are tiled as AVX2 too: Zen 4 runs a 512-bit FMA as two 256-bit halves
+        # (no more FLOPs per cycle), and LLVM marks Intel's AVX-512 server cores
+        # ``prefer-256-bit`` (the frequency drop under 512-bit code). On Zen 4, 16-lane tiles
+        # with 32 registers ran MobileNetV2-shaped's layers (one thread, summed) at 1.36x ORT's
+        # time against 1.18x for these (96 channels at 112 x 112: 0.77 -> 0.43 ms), and the
+        # 1000-column classifier in single 8-column slivers.
         bits, registers = 256, 16
     elif triple.startswith(("aarch64", "arm64")) or "neon" in features:
         bits, registers = 128, 32

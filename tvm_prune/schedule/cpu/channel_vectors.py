@@ -214,18 +214,13 @@ def register_block(
     vectors to tile than AVX2 for the same conv.
     """
     registers = params.vector_registers
-    # At most 12 accumulators: x86 FMAs read weights from memory, so 12 of AVX2's 16
-    # registers can accumulate; LLVM's aarch64 code keeps each input of a kernel row in a
-    # register of its own, and spilled 2 x 7 and 2 x 8 tiles of NEON's 32 (checked on the
-    # assembly, see tests/schedule).
-    max_accumulators = min(registers - 4, 12)
     best, best_key = (1, 1), None
     for vectors in divisors(channel_vectors):
         for pixels in range(1, width + 1) if tail else divisors(width):
             accumulators = vectors * pixels
             if (
                 vectors > 4
-                or accumulators > max_accumulators
+                or accumulators > params.max_accumulators
                 or accumulators + vectors + 1 > registers
             ):
                 continue

@@ -323,7 +323,7 @@ def schedule_output_tiles(
     main = info.block
     lanes = params.lanes(info.dtype)
     reuse = info.reuse_axis is not None
-    accumulators = max(1, params.vector_registers - 4)
+    accumulators = params.max_accumulators
     if panel_rows is not None:
         vec = vector_tile(info.extents[info.vector_axis], lanes, accumulators // panel_rows)
         reg = panel_rows

@@ -11,7 +11,8 @@ in alternation so machine noise hits all of them (turns of at least 0.2 s, the f
 of each turn not counted).
 Prints ratios to ORT, GFLOP/s (convolutions and matmuls counted from the ONNX graph)
 and the fraction of FP32 peak (cores x FMA units x lanes x 2 x clock, from /proc/cpuinfo).
-``--profile N`` prints the N slowest kernels of the rules build.
+``--profile N`` prints the N slowest kernels of the rules build, each also re-run at once on warm
+caches (``tvm_prune.testing.profile``).
 """
 
 from __future__ import annotations
@@ -237,8 +238,12 @@ def _print_profile(path, shapes, inputs, count: int) -> None:
     rows = profile_kernels(*rules_executable(path, shapes, inputs))
     total = sum(row.ms for row in rows)
     for row in rows[:count]:
-        print(f"  {row.ms:8.2f} ms {100 * row.ms / total:5.1f}%  x{row.calls:<3d} {row.name}")
-    print(f"  total {total:.2f} ms in kernels")
+        print(
+            f"  {row.ms:8.2f} ms {100 * row.ms / total:5.1f}%  re-run {row.rerun_ms:6.2f} ms"
+            f"  x{row.calls:<3d} {row.name}"
+        )
+    rerun = sum(row.rerun_ms for row in rows)
+    print(f"  total {total:.2f} ms in kernels, {rerun:.2f} ms re-run on warm caches")
 
 
 if __name__ == "__main__":

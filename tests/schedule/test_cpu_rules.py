@@ -25,7 +25,7 @@ from tvm_prune.schedule.cpu.tiling import ReductionInfo
 from tvm_prune.target import resolve_target
 from tvm_prune.testing import models, networks
 from tvm_prune.testing.ort import assert_outputs_close, run_ort
-from tvm_prune.testing.profile import profile_kernels
+from tvm_prune.testing.profile import _aliased, profile_kernels
 
 REL_TOL = 1e-4
 
@@ -371,6 +371,26 @@ def test_weight_repacking_is_folded_at_compile_time(tmp_path):
     assert [k for k in kernels if not k.startswith("vm.builtin")] == [
         "fused_conv2d_add_relu_prepacked"
     ]
+
+
+def test_profile_reruns_each_kernel_and_leaves_the_model_alone(tmp_path):
+    """The re-run timing calls each kernel a second time on the VM's own arguments: every kernel
+    gets a re-run time, and the model (its constants included) still gives ORT's outputs."""
+    path = models.save(networks.mobilenet_v2_like(size=64), tmp_path / "m.onnx")
+    model, executable, _ = compile_on(path)
+    x = np.random.default_rng(0).standard_normal((1, 3, 64, 64)).astype(np.float32)
+    rows = profile_kernels(executable, [tvm.runtime.tensor(x)], rounds=2)
+    kernels = [row for row in rows if not row.name.startswith("vm.builtin")]
+    assert len(kernels) > 10 and all(row.rerun_ms > 0 for row in kernels)
+    assert_outputs_close(
+        run_vm(model, executable, {"x": x}), run_ort(path, {"x": x}), rel_tol=REL_TOL
+    )
+
+
+def test_profile_does_not_rerun_a_kernel_writing_in_place():
+    a = tvm.runtime.tensor(np.zeros(4, np.float32))
+    b = tvm.runtime.tensor(np.zeros(4, np.float32))
+    assert _aliased([a, a]) and not _aliased([a, b, 3])
 
 
 def test_rules_return_none_when_not_theirs(tmp_path):

@@ -120,6 +120,21 @@ CASES = {
         {"pads": [1] * 4, "group": 8},
         "DepthwiseConv2d",
     ),
+    # 7 x 7 maps are one register tile: 3 of the 30 channels per parallel iteration.
+    "depthwise_one_tile_map": (
+        "Conv",
+        (1, 30, 7, 7),
+        (30, 1, 3, 3),
+        {"pads": [1] * 4, "group": 30},
+        "DepthwiseConv2d",
+    ),
+    "depthwise_s2_one_tile_map": (
+        "Conv",
+        (1, 10, 14, 14),
+        (10, 1, 3, 3),
+        {"pads": [1] * 4, "group": 10, "strides": [2, 2]},
+        "DepthwiseConv2d",
+    ),
     "depthwise_5x5_unpadded": (
         "Conv",
         (1, 8, 12, 12),
@@ -266,6 +281,24 @@ def test_depthwise_schedule_tiles_accumulators_and_pads_per_tile(tmp_path):
     assert text.count("T.parallel") == 1
     assert "T.vectorized(T.int64(16))" in text and "T.unroll(T.int64(2))" in text
     assert "T.int64(2), T.int64(33))" in text  # pad_temp: [.., 66 rows, 2 phases, 33 columns]
+
+
+def test_depthwise_on_a_one_tile_map_pads_and_computes_channels_in_groups(tmp_path):
+    """On a 7 x 7 map (one register tile per channel) each parallel iteration pads 4 channels,
+    then computes them; on a 14 x 14 map, one channel per iteration."""
+    texts = {}
+    for size in (7, 14):
+        path = models.save(
+            networks.single_op(
+                "Conv", (1, 192, size, size), weight=(192, 1, 3, 3), pads=[1] * 4, group=192
+            ),
+            tmp_path / f"dw{size}.onnx",
+        )
+        target, kernels = _fused_kernels(path)
+        (conv,) = [f for name, f in kernels.items() if "conv2d" in name]
+        texts[size] = cpu.DepthwiseConv2d().apply(conv, target, False).mod["main"].script()
+    assert re.search(r"in T\.parallel\(T\.int64\(48\)\)", texts[7]), texts[7]
+    assert re.search(r"in T\.parallel\(T\.int64\(192\)\)", texts[14]), texts[14]
 
 
 def test_few_channel_pointwise_conv_vectorises_output_rows(tmp_path):

@@ -56,9 +56,9 @@ BAND_ROWS = 16
 # maps): the iteration pads all of them, then computes them. With one channel per iteration the
 # taps read the padded rows right after the copy wrote them, and the kernel ran 1.6x slower for
 # the same instructions per channel (checked on the assembly): 960 channels at 7 x 7, one
-# thread, 0.061 -> 0.037 ms (2, 3, 4 and 8 channels: 0.033-0.038 ms); 576 at 14 / 2, 0.044-0.053
-# -> 0.037 ms. Larger maps gained nothing (144 at 56 / 2 aside, 14%) or lost (384 at 14: 0.040 ->
-# 0.048 ms, 192 at 28 / 2: 0.035 -> 0.039 ms).
+# thread, 0.061 -> 0.037 ms (2, 3, 4 and 8 channels: 0.033-0.038 ms); 576 at 14 / 2, 0.039-0.053
+# -> 0.036-0.042 ms (five runs each). Larger maps gained nothing (144 at 56 / 2 aside, 14%) or
+# lost (384 at 14: 0.040 -> 0.048 ms, 192 at 28 / 2: 0.035 -> 0.039 ms).
 CHANNELS_PER_TILE = 4
 # A window tap (one multiply-add per lane along a row of one channel, its input and weight
 # loaded for few FMAs) costs about as much as 8 multiply-adds of a conv, which

@@ -141,8 +141,8 @@ def schedule_channel_window(sch: s_tir.Schedule, info: ReductionInfo, params: Cp
     red = [loops[i] for i in info.reduction]
     grouped = []
     if rows == height and tile_width == width:
-        channel_groups, grouped = sch.split(outer[-1], [None, _channel_group(info)])
-        outer, grouped = [*outer[:-1], channel_groups], [grouped]
+        channel_groups, channels_in_group = sch.split(outer[-1], [None, _channel_group(info)])
+        outer, grouped = [*outer[:-1], channel_groups], [channels_in_group]
     sch.reorder(
         *outer, h_outer, w_outer, *grouped, h_band, w_strip, *red, h_tile, w_vectors, w_lanes
     )

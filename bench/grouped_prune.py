@@ -22,7 +22,7 @@ import numpy as np
 
 import tvm_prune
 from tvm_prune.prune import grouping
-from tvm_prune.prune.data import CalibrationData, load_npz
+from tvm_prune.prune.data import CalibrationData, load_calibration
 from tvm_prune.prune.engine import Evaluator
 from tvm_prune.prune.metrics import accuracy
 from tvm_prune.prune.session import PruneSession
@@ -48,7 +48,9 @@ def main() -> None:
     _report(
         "digits CNN",
         PruneSession(
-            digits, load_npz(DIGITS / "digits_calib.npz", digits), compensation=args.compensation
+            digits,
+            load_calibration(DIGITS / "digits_calib.npz", digits),
+            compensation=args.compensation,
         ),
         args.tolerance_digits,
         test,

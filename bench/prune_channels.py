@@ -38,7 +38,7 @@ import tvm_prune
 from tvm_prune.model import Model
 from tvm_prune.prune.channel_plan import count_macs, magnitude_plan
 from tvm_prune.prune.channels import prune_channels
-from tvm_prune.prune.data import CalibrationData, load_npz
+from tvm_prune.prune.data import CalibrationData, load_calibration
 from tvm_prune.prune.depgraph import build_depgraph, mask_params
 from tvm_prune.prune.gates import learn_gates
 from tvm_prune.prune.plots import write_bench_macs_plot
@@ -153,8 +153,8 @@ def main() -> None:
         tmp = Path(tmp)
         if "digits" in chosen:
             model = tvm_prune.load_onnx(DIGITS / "digits_cnn.onnx")
-            train = load_npz(DIGITS / "digits_calib.npz", model)
-            test = load_npz(DIGITS / "digits_test.npz", model)
+            train = load_calibration(DIGITS / "digits_calib.npz", model)
+            test = load_calibration(DIGITS / "digits_test.npz", model)
             plans = [
                 (importance, macs, multiple)
                 for macs in (0.75, 0.5)

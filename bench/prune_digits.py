@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import tvm_prune
-from tvm_prune.prune.data import load_npz
+from tvm_prune.prune.data import load_calibration
 from tvm_prune.prune.engine import Evaluator
 from tvm_prune.prune.greedy import greedy, sensitivity_scan
 from tvm_prune.prune.methods import behavior, layerwise, magnitude
@@ -29,8 +29,8 @@ SPARSITIES = (0.5, 0.6, 0.7, 0.8)
 
 def main() -> None:
     model = tvm_prune.load_onnx(DIGITS / "digits_cnn.onnx")
-    calib = load_npz(DIGITS / "digits_calib.npz", model)
-    test = load_npz(DIGITS / "digits_test.npz", model)
+    calib = load_calibration(DIGITS / "digits_calib.npz", model)
+    test = load_calibration(DIGITS / "digits_test.npz", model)
     tester = Evaluator(model, test.inputs)
     dense_acc = accuracy(tester.run()[0], test.labels)
 

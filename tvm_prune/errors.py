@@ -5,6 +5,8 @@ the thing at fault (file, op, input, target, package member); the CLI prints it 
 ``exit_code``. Anything else escaping the CLI is a bug in tvm-prune.
 """
 
+from pathlib import Path
+
 
 class TvmPruneError(Exception):
     """Bad input or an unsupported request; the message says which and where."""
@@ -38,3 +40,22 @@ class PackageError(TvmPruneError):
 
 class RunError(TvmPruneError):
     """Inputs that do not match the package, or a package that cannot run on this device."""
+
+
+def not_a_file(path: Path) -> str:
+    """The message for an input ``path`` that is not a readable file."""
+    return f"{path}: is a directory, not a file" if Path(path).is_dir() else f"{path}: no such file"
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (or its type's name), for a one-line error."""
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0][:300]
+
+
+def tvm_error_line(exc: BaseException) -> str:
+    """The useful line of a TVM error: its last line mentioning an error, after the C++ backtrace
+    TVM puts first (else its last line)."""
+    lines = [line for line in str(exc).splitlines() if line.strip()]
+    useful = [line for line in lines if "Error" in line or "error" in line] or lines
+    return useful[-1].strip()[:300] if useful else type(exc).__name__

@@ -100,7 +100,10 @@ class Model:
         once with TVM's default build (8 s there) and run once; ``FoldConstant`` does the rest.
         """
         relax = tvm.relax
-        lifted = relax.transform.LiftTransformParams()(self.mod)
+        # The lift is skipped below opt level 1 like any optimisation pass, and this folding is
+        # part of every build (``compile -O 0`` included).
+        with tvm.transform.PassContext(opt_level=3):
+            lifted = relax.transform.LiftTransformParams()(self.mod)
         lift = lifted.get_global_var("main_transform_params")
         helpers = {gv: f for gv, f in lifted.functions_items() if gv.name_hint != "main"}
         vm = relax.VirtualMachine(tvm.compile(tvm.IRModule(helpers), target="llvm"), tvm.cpu())

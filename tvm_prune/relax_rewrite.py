@@ -25,6 +25,10 @@ class RewriteRefused(Exception):
 CallRewrite = Callable[[PyExprMutator, Call, dict[str, Any]], Expr]
 
 
+# FuseOps' pattern (``kOpaque``) for a PrimFunc that nothing may be fused into.
+OPAQUE_PATTERN = 8
+
+
 def rewrite_relax_functions(mod: tvm.IRModule, rewriter: relax.PyExprMutator) -> tvm.IRModule:
     """``mod`` with every Relax function visited by ``rewriter`` (PrimFuncs untouched)."""
     for gvar, func in mod.functions_items():

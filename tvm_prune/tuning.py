@@ -40,7 +40,7 @@ from tvm.ir.utils import derived_object
 from tvm.s_tir import meta_schedule as ms
 from tvm_ffi import structural_hash
 
-from .errors import CompileError, TvmPruneError
+from .errors import CompileError, TvmPruneError, tvm_error_line
 from .frontend import load_onnx
 from .model import Model
 from .package.archive import write_atomic
@@ -119,6 +119,8 @@ def tune_model(
     if not isinstance(model, Model):
         model = load_onnx(model, input_shapes=input_shapes)
     output = Path(output)
+    if output.exists() and not output.is_dir():
+        raise TvmPruneError(f"{output}: is a file; tune writes its records into a folder")
     output.mkdir(parents=True, exist_ok=True)
     repair_database(output)
 
@@ -375,7 +377,7 @@ def _search(
     except KeyboardInterrupt:
         raise
     except Exception as exc:
-        raise CompileError(f"{label}: tuning failed: {_last_line(exc)}") from exc
+        raise CompileError(f"{label}: tuning failed: {tvm_error_line(exc)}") from exc
 
 
 def _mean_ms(run_secs) -> float:
@@ -385,11 +387,6 @@ def _mean_ms(run_secs) -> float:
 
 def _latency(ms_: float) -> str:
     return f"{ms_:.3f} ms" if ms_ >= 1 else f"{ms_ * 1e3:.2f} us"
-
-
-def _last_line(exc: BaseException) -> str:
-    lines = [line for line in str(exc).splitlines() if line.strip()]
-    return (lines[-1] if lines else type(exc).__name__).strip()[:300]
 
 
 @derived_object

@@ -74,7 +74,7 @@ def test_run_print_top_and_time(matmul_package, matmul_model, capsys):
     assert "execution time over 2 x 1 runs (ms):" in out
 
 
-def test_compile_with_options(tmp_path, matmul_model):
+def test_compile_with_options(tmp_path, matmul_model, capsys):
     out = tmp_path / "m.tar"
     args = [
         "compile",
@@ -86,7 +86,7 @@ def test_compile_with_options(tmp_path, matmul_model):
         "--disabled-pass",
         "FoldConstant,AlterOpImpl",
         "--disabled-pass",
-        "LambdaLift",
+        "LambdaLift,LamdaLift",
         "--target",
         "llvm -num-cores=2",
     ]
@@ -94,8 +94,25 @@ def test_compile_with_options(tmp_path, matmul_model):
     with tarfile.open(out) as tar:
         meta = json.load(tar.extractfile("metadata.json"))
     assert meta["compile"]["opt_level"] == 2
-    assert meta["compile"]["disabled_passes"] == ["FoldConstant", "AlterOpImpl", "LambdaLift"]
+    assert meta["compile"]["disabled_passes"] == [
+        "FoldConstant",
+        "AlterOpImpl",
+        "LambdaLift",
+        "LamdaLift",
+    ]
     assert meta["target"]["num-cores"] == 2
+    # The typo is named; the real passes are not.
+    warnings = [line for line in capsys.readouterr().err.splitlines() if "--disabled-pass" in line]
+    assert warnings == [
+        "tvm-prune: --disabled-pass LamdaLift: TVM and tvm-prune have no pass of that name"
+    ]
+
+
+def test_compile_at_opt_level_0_still_folds_the_weights(tmp_path, matmul_model):
+    out = tmp_path / "m.tar"
+    assert main(["compile", str(matmul_model), "-o", str(out), "-O", "0"]) == 0
+    with tarfile.open(out) as tar:
+        assert json.load(tar.extractfile("metadata.json"))["compile"]["opt_level"] == 0
 
 
 def test_dynamic_input_with_input_shapes(tmp_path):
@@ -128,6 +145,8 @@ def test_dynamic_input_with_input_shapes(tmp_path):
             lambda t, m: ["compile", str(m), "--tuning-records", str(t)],
             "not a tuning-records folder",
         ),
+        (lambda t, m: ["compile", str(t)], "is a directory, not a file"),
+        (lambda t, m: ["compile", str(m), "--target", "nope"], "presets: .*host"),
     ],
 )
 def test_compile_errors(tmp_path, matmul_model, capsys, make_args, message):
@@ -136,6 +155,26 @@ def test_compile_errors(tmp_path, matmul_model, capsys, make_args, message):
     assert __import__("re").search(message, _error_line(capsys))
     assert not out.exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".never")]
+
+
+@pytest.mark.parametrize(
+    ("command", "output", "message"),
+    [
+        ("compile", "folder", "folder: is a directory, not a file to write"),
+        ("compile", "file/m.tar", "file/m.tar: cannot make its folder"),
+        ("tune", "file", "file: is a file; tune writes its records into a folder"),
+    ],
+)
+def test_unwritable_outputs_are_refused_before_the_work(
+    tmp_path, matmul_model, capsys, command, output, message
+):
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "file").write_text("in the way")
+    args = [command, str(matmul_model), "-o", str(tmp_path / output)]
+    assert main([*args, "--trials", "1"] if command == "tune" else args) == 2
+    assert message in _error_line(capsys)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "folder"]
+    assert not any((tmp_path / "folder").iterdir())
 
 
 def test_unsupported_op_exit_code(tmp_path, capsys):
@@ -161,6 +200,17 @@ def test_bad_input_shape_at_run(tmp_path, matmul_package, capsys):
     assert code == 2
     assert "input 'x': shape [2, 64] given, [1, 64] expected" in _error_line(capsys)
     assert not out.exists()
+
+
+def test_run_names_the_inputs_it_fills(tmp_path, matmul_package, capsys):
+    """An --inputs file lacking an input still runs (like tvmc), and says what it generated."""
+    np.savez(tmp_path / "in.npz")
+    out = tmp_path / "out.npz"
+    args = ["run", str(matmul_package.path), "--inputs", str(tmp_path / "in.npz")]
+    assert main([*args, "--fill-mode", "ones", "--outputs", str(out)]) == 0
+    assert f"{tmp_path / 'in.npz'} has no array for x: filled with ones" in capsys.readouterr().err
+    with np.load(out) as data:
+        assert data["y"].shape == (1, 32)
 
 
 def test_tampered_package_at_run(tmp_path, matmul_package, capsys):

@@ -94,7 +94,7 @@ def test_unlisted_and_missing_members(matmul_package, tmp_path):
 
 
 def test_not_a_package(tmp_path, matmul_model):
-    with pytest.raises(PackageError, match="not a tar file"):
+    with pytest.raises(PackageError, match="not a gzip or tar file"):
         Package.load(matmul_model)
     no_meta = _write_tar(tmp_path / "n.tar", [("mod.so", b"x")])
     with pytest.raises(PackageError, match="no metadata.json"):

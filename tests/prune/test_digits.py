@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import tvm_prune
-from tvm_prune.prune.data import load_npz
+from tvm_prune.prune.data import load_calibration
 from tvm_prune.prune.engine import Evaluator
 from tvm_prune.prune.greedy import greedy
 from tvm_prune.prune.layers import effective_weight, find_layers
@@ -29,7 +29,7 @@ def digits():
 
 @pytest.fixture(scope="module")
 def session(digits):
-    data = load_npz(DIGITS / "digits_calib.npz", digits).subset(32)
+    data = load_calibration(DIGITS / "digits_calib.npz", digits).subset(32)
     return PruneSession(digits, data, metric="kl", objective="behavior")
 
 
@@ -88,7 +88,7 @@ def test_greedy_records_order_and_predictions(session):
 def test_sixty_percent_sparsity_within_one_point_without_retraining(digits, session):
     """The issue's goal, on the 360 held-out test images: greedy with least-squares
     compensation prunes 60 % of the weights for at most one point of accuracy."""
-    test = load_npz(DIGITS / "digits_test.npz", digits)
+    test = load_calibration(DIGITS / "digits_test.npz", digits)
     tester = Evaluator(digits, test.inputs)
     dense = accuracy(tester.run()[0], test.labels)
     plan = greedy(session, sparsity=0.6)

@@ -13,7 +13,7 @@ import pytest
 
 import tvm_prune
 from tvm_prune.prune.channel_plan import count_macs, magnitude_plan
-from tvm_prune.prune.data import load_npz
+from tvm_prune.prune.data import load_calibration
 from tvm_prune.prune.depgraph import build_depgraph, mask_params
 from tvm_prune.prune.gates import learn_gates
 from tvm_prune.prune.training import Trainer, fine_tune
@@ -24,8 +24,8 @@ DIGITS = Path(__file__).resolve().parents[2] / "examples" / "digits"
 @pytest.fixture(scope="module")
 def digits():
     model = tvm_prune.load_onnx(DIGITS / "digits_cnn.onnx")
-    calib = load_npz(DIGITS / "digits_calib.npz", model)
-    test = load_npz(DIGITS / "digits_test.npz", model)
+    calib = load_calibration(DIGITS / "digits_calib.npz", model)
+    test = load_calibration(DIGITS / "digits_test.npz", model)
     return model, calib, test, Trainer(model, batch=32)
 
 

@@ -16,7 +16,7 @@ import pytest
 
 import tvm_prune
 from tvm_prune.prune import grouping
-from tvm_prune.prune.data import load_npz
+from tvm_prune.prune.data import load_calibration
 from tvm_prune.prune.onnx_export import export_onnx
 from tvm_prune.prune.session import PruneSession
 from tvm_prune.testing import models
@@ -57,7 +57,7 @@ def test_block_assignment_is_the_best_balanced_one_on_small_kernels(seed):
 def test_digits_group_plan_compiles_to_grouped_convs_equal_to_ort(tmp_path):
     model = tvm_prune.load_onnx(DIGITS / "digits_cnn.onnx")
     session = PruneSession(
-        model, load_npz(DIGITS / "digits_calib.npz", model).subset(16), compensation="bias"
+        model, load_calibration(DIGITS / "digits_calib.npz", model).subset(16), compensation="bias"
     )
     plan = grouping.plan_groups(session, tolerance=0.02)
     assert plan.groups and plan.metric_value <= 0.02

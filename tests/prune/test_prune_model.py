@@ -13,7 +13,7 @@ from onnx import numpy_helper
 
 import tvm_prune
 from tvm_prune.prune.api import PruneError, prune_model
-from tvm_prune.prune.data import load_npz
+from tvm_prune.prune.data import load_calibration
 from tvm_prune.prune.onnx_export import export_onnx
 from tvm_prune.testing.ort import OrtReference, assert_outputs_close
 
@@ -22,7 +22,7 @@ DIGITS = Path(__file__).resolve().parents[2] / "examples" / "digits"
 
 def test_pruned_package_equals_ort_on_exported_onnx(tmp_path):
     model = tvm_prune.load_onnx(DIGITS / "digits_cnn.onnx")
-    data = load_npz(DIGITS / "digits_calib.npz", model).subset(16)
+    data = load_calibration(DIGITS / "digits_calib.npz", model).subset(16)
     pruned, plan = prune_model(model, method="layerwise", sparsity=0.6, data=data)
     assert plan.sparsity == pytest.approx(0.6, abs=1e-3)
     assert pruned.transforms[-1].name == "PruneWeights"

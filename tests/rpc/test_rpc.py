@@ -185,6 +185,7 @@ def test_a_server_that_never_answers_times_out():
         ({"tracker": "localhost:9190"}, "needs a device key"),
         ({"tracker": "localhost", "key": "k"}, "'localhost' is not host:port"),
         ({"host": "localhost"}, "--rpc-host and --rpc-port go together"),
+        ({"key": "k"}, "--rpc-key k needs --rpc-tracker"),
     ],
 )
 def test_rpc_config_errors(kwargs, message):

@@ -31,7 +31,7 @@ DISABLED_PASS = (
     "with commas"
 )
 
-RUN = "run a package on this machine's CPU"
+RUN = "run a package on this machine's CPU, or on a device over TVM RPC"
 RUN_PACKAGE = "the package (model.tar) to run"
 INPUTS = ".npz file keyed by the model's input names (default: generated with --fill-mode)"
 OUTPUTS = ".npz file to write the outputs to, keyed by output name; written atomically"
@@ -50,14 +50,16 @@ COMPARE = (
     "an .npz of reference outputs (e.g. from the host build); print each output's error and "
     "fail if one exceeds --tolerance"
 )
-TOLERANCE = "largest allowed max|out - ref| / max|ref| for --compare (default: 1e-4)"
+COMPARE_TOLERANCE = "largest allowed max|out - ref| / max|ref| for --compare (default: 1e-4)"
 
 RPC = "start RPC services on this machine: a tracker, a server, or the emulated aarch64 device"
 RPC_SERVICE = "tracker | server | emulate"
 RPC_BIND = "address to listen on (default: 127.0.0.1)"
 RPC_SERVICE_PORT = "port to listen on (default: 9190 for the tracker, 9090 for servers)"
 RPC_SERVICE_TRACKER = "tracker to register the server with, HOST:PORT"
-RPC_SERVICE_KEY = "device key to register under (default: the preset's rpc_key or 'local')"
+RPC_SERVICE_KEY = (
+    "device key to register under (default: 'aarch64-linux' for emulate, else 'local')"
+)
 RPC_CACHE = "where the emulated device is set up (default: ~/.cache/tvm-prune/emulated-aarch64)"
 RPC_CPU = "CPU qemu emulates, to match the board (default: cortex-a72)"
 

@@ -7,15 +7,16 @@ import json
 import logging
 from pathlib import Path
 
+from ..prune import api
+from ..prune.apply import COMPENSATIONS
+from ..prune.metrics import METRICS
 from . import arguments
 from . import help as texts
 
 logger = logging.getLogger("tvm_prune")
 
-METHODS = ("magnitude", "layerwise", "greedy", "behavior", "channel")
-IMPORTANCES = ("l1", "l2", "gates")
-METRICS = ("kl", "top1", "rel-l2", "cosine")
-COMPENSATIONS = ("none", "bias", "least-squares")
+# Weight-pruning methods, and structural channel removal.
+METHODS = (*api.METHODS, "channel")
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
@@ -33,7 +34,7 @@ def add_prune_options(parser: argparse.ArgumentParser, *, flag: str, required: b
     parser.add_argument(flag, dest="method", choices=METHODS, required=required, help=help_text)
     parser.add_argument("--sparsity", type=arguments.fraction, help=texts.SPARSITY)
     parser.add_argument("--tolerance", type=arguments.non_negative_float, help=texts.TOLERANCE)
-    parser.add_argument("--metric", choices=METRICS, help=texts.METRIC)
+    parser.add_argument("--metric", choices=list(METRICS), help=texts.METRIC)
     parser.add_argument("--calib", help=texts.CALIB)
     parser.add_argument("--accuracy", metavar="FILE.py:FUNCTION", help=texts.ACCURACY)
     parser.add_argument("--report", help=texts.REPORT)
@@ -41,19 +42,26 @@ def add_prune_options(parser: argparse.ArgumentParser, *, flag: str, required: b
     parser.add_argument("--compensation", choices=COMPENSATIONS, help=texts.COMPENSATION)
     parser.add_argument("--raw-weights", action="store_true", help=texts.RAW_WEIGHTS)
     parser.add_argument("--macs", type=arguments.fraction, help=texts.MACS)
-    parser.add_argument("--importance", choices=IMPORTANCES, default="l1", help=texts.IMPORTANCE)
+    parser.add_argument(
+        "--importance", choices=api.IMPORTANCES, default="l1", help=texts.IMPORTANCE
+    )
     parser.add_argument(
         "--round-channels", type=arguments.positive_int, default=1, help=texts.ROUND_CHANNELS
     )
-    parser.add_argument("--fine-tune", type=arguments.positive_int, default=0, help=texts.FINE_TUNE)
+    parser.add_argument(
+        "--fine-tune", type=arguments.non_negative_int, default=0, help=texts.FINE_TUNE
+    )
 
 
 def prune_from_args(model, args: argparse.Namespace):
     """Run the pruning the options ask for; log the table, write report and plots."""
+    from ..package.archive import check_writable
     from ..prune.api import prune_model
-    from ..prune.data import load_npz
+    from ..prune.data import load_calibration
 
-    data = load_npz(args.calib, model) if args.calib else None
+    if args.report:
+        check_writable(Path(args.report))
+    data = load_calibration(args.calib, model) if args.calib else None
     if args.method == "channel":
         return _prune_channels(model, args, data)
     accuracy_fn = load_accuracy_fn(args.accuracy) if args.accuracy else None
@@ -132,8 +140,11 @@ def _write_report(report, path: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..frontend import load_onnx
+    from ..package.archive import check_writable
     from ..prune.onnx_export import export_onnx
 
+    if args.output:
+        check_writable(Path(args.output))
     model = load_onnx(args.model, input_shapes=args.input_shapes)
     pruned, _ = prune_from_args(model, args)
     if args.output:

@@ -26,9 +26,16 @@ def add_parser(sub) -> argparse.ArgumentParser:
         "--print-top", type=arguments.positive_int, metavar="N", help=texts.PRINT_TOP
     )
     parser.add_argument("--device", choices=("cpu",), default="cpu", help=texts.DEVICE)
-    parser.add_argument("--min-repeat-ms", type=int, default=0, help=texts.MIN_REPEAT_MS)
+    parser.add_argument(
+        "--min-repeat-ms", type=arguments.non_negative_int, default=0, help=texts.MIN_REPEAT_MS
+    )
     parser.add_argument("--compare", metavar="REFERENCE.npz", help=texts.COMPARE)
-    parser.add_argument("--tolerance", type=float, default=1e-4, help=texts.TOLERANCE)
+    parser.add_argument(
+        "--tolerance",
+        type=arguments.non_negative_float,
+        default=1e-4,
+        help=texts.COMPARE_TOLERANCE,
+    )
     arguments.add_rpc_options(parser, tracker_help=texts.RPC_TRACKER)
     return parser
 
@@ -44,6 +51,14 @@ def run(args: argparse.Namespace) -> int:
     package = Package.load(args.package)
     given = load_npz(args.inputs) if args.inputs else {}
     inputs = fill_inputs(package.inputs, given, args.fill_mode)
+    if args.inputs and len(inputs) > len(given):
+        generated = [name for name in inputs if name not in given]
+        logger.warning(
+            "%s has no array for %s: filled with %s",
+            args.inputs,
+            ", ".join(generated),
+            args.fill_mode,
+        )
     rpc = arguments.rpc_config(args)
     if rpc is None:
         runner = package.runner()

@@ -29,7 +29,13 @@ import numpy as np
 import onnx
 from onnx import helper
 
-from ..errors import InputShapeError, ModelLoadError, UnsupportedOpError
+from ..errors import (
+    InputShapeError,
+    ModelLoadError,
+    UnsupportedOpError,
+    first_line,
+    not_a_file,
+)
 from ..model import Model, TensorSpec
 from .fix_upsample_rounding import FixUpsampleRounding
 
@@ -84,11 +90,11 @@ def load_onnx(
 
 def _read(path: Path) -> onnx.ModelProto:
     if not path.is_file():
-        raise ModelLoadError(f"{path}: no such file")
+        raise ModelLoadError(not_a_file(path))
     try:
         proto = onnx.load(str(path))
     except Exception as exc:  # protobuf raises DecodeError, external data raises OSError
-        raise ModelLoadError(f"{path}: not a readable ONNX model ({_first_line(exc)})") from exc
+        raise ModelLoadError(f"{path}: not a readable ONNX model ({first_line(exc)})") from exc
     return proto
 
 
@@ -96,7 +102,7 @@ def _check_model(path: Path, proto: onnx.ModelProto) -> None:
     try:
         onnx.checker.check_model(proto)
     except onnx.checker.ValidationError as exc:
-        raise ModelLoadError(f"{path}: invalid ONNX model ({_first_line(exc)})") from exc
+        raise ModelLoadError(f"{path}: invalid ONNX model ({first_line(exc)})") from exc
     if not proto.graph.output:
         raise ModelLoadError(f"{path}: invalid ONNX model (the graph has no outputs)")
 
@@ -240,7 +246,7 @@ def _import(path: Path, proto: onnx.ModelProto, inputs: tuple[TensorSpec, ...]) 
             if "Error converting operator" in line
         ]
         where = f" at operator {failing[0]}" if failing else ""
-        raise ModelLoadError(f"{path}: ONNX import failed{where}: {_first_line(exc)}") from exc
+        raise ModelLoadError(f"{path}: ONNX import failed{where}: {first_line(exc)}") from exc
 
     mod, detached = detach_params(FixUpsampleRounding()(mod))
     main = mod["main"]
@@ -267,8 +273,3 @@ def _output_specs(proto: onnx.ModelProto, main) -> tuple[TensorSpec, ...]:
             raise ModelLoadError(f"output '{name}' has a dynamic shape {ty.shape}") from exc
         specs.append(TensorSpec(name, shape, str(ty.dtype)))
     return tuple(specs)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0][:300]

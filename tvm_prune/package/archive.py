@@ -26,7 +26,7 @@ import zlib
 from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 
-from ..errors import PackageError
+from ..errors import PackageError, TvmPruneError, not_a_file
 from .metadata import PackageMetadata
 
 METADATA_MEMBER = "metadata.json"
@@ -45,11 +45,26 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+def check_writable(path: Path) -> None:
+    """Refuse, with one line, an output ``path`` that is a directory or whose folder cannot be
+    made (a file is in the way): before the work that produces it, not after."""
+    path = Path(path)
+    if path.is_dir():
+        raise TvmPruneError(f"{path}: is a directory, not a file to write")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise TvmPruneError(f"{path}: cannot make its folder ({exc.strerror})") from exc
+
+
 def write_atomic(path: Path, write) -> None:
     """Call ``write(binary_file)`` on a temporary file, then rename it to ``path``."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    check_writable(path)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise TvmPruneError(f"{path}: cannot write there ({exc.strerror})") from exc
     try:
         with os.fdopen(fd, "wb") as handle:
             write(handle)
@@ -89,11 +104,12 @@ def read_package(path: Path) -> tuple[PackageMetadata, dict[str, bytes]]:
     path = Path(path)
     where = str(path)
     if not path.is_file():
-        raise PackageError(f"{where}: no such file")
+        raise PackageError(not_a_file(path))
     try:
         tar = tarfile.open(path, mode="r:*")
     except (tarfile.TarError, OSError) as exc:
-        raise PackageError(f"{where}: not a tvm-prune package (not a tar file: {exc})") from exc
+        # tarfile's message lists every compression it tried, one per line.
+        raise PackageError(f"{where}: not a tvm-prune package (not a gzip or tar file)") from exc
     with tar:
         contents: dict[str, bytes] = {}
         try:

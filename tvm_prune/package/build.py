@@ -22,7 +22,7 @@ from pathlib import Path
 import tvm
 
 from .. import __version__
-from ..errors import CompileError, TvmPruneError
+from ..errors import CompileError, TvmPruneError, tvm_error_line
 from ..frontend import load_onnx
 from ..model import Model
 from ..pipeline import build_pipeline
@@ -30,7 +30,7 @@ from ..target import TargetPreset, resolve_target
 from ..target.presets import export_target
 from ..transform import default_rewrites
 from . import hexagon
-from .archive import sha256_bytes, sha256_file, write_package
+from .archive import check_writable, sha256_bytes, sha256_file, write_package
 from .metadata import PackageMetadata
 from .package import Package
 from .runner import LIBRARY_MEMBER
@@ -72,6 +72,7 @@ def compile_model(
     if not 0 <= opt_level <= 3:
         raise CompileError(f"opt level {opt_level} is not in 0..3")
     preset = resolve_target(target)
+    check_writable(Path(output))
     # A missing cross compiler fails here, not after the build.
     fcompile = export_function(
         preset.name, cross_compiler_of(preset), preset.cross_compiler_options
@@ -89,6 +90,8 @@ def compile_model(
     pipeline = build_pipeline(preset, report=schedule_report, rules=None if schedule_rules else ())
     logger.info("building for %s (minutes for large models)", preset.name)
     start = time.perf_counter()
+    for name in _unknown_passes(disabled_passes, preset):
+        logger.warning("--disabled-pass %s: TVM and tvm-prune have no pass of that name", name)
     with (
         preset.target,
         tvm.transform.PassContext(opt_level=opt_level, disabled_pass=list(disabled_passes)),
@@ -112,7 +115,7 @@ def compile_model(
             raise
         except Exception as exc:
             raise CompileError(
-                f"{model.source}: compiling for target {preset.name} failed: {_first_line(exc)}"
+                f"{model.source}: compiling for target {preset.name} failed: {tvm_error_line(exc)}"
             ) from exc
     seconds["build"] = time.perf_counter() - start
 
@@ -130,7 +133,7 @@ def compile_model(
             raise
         except Exception as exc:
             raise CompileError(
-                f"exporting the library for target {preset.name} failed: {_first_line(exc)}"
+                f"exporting the library for target {preset.name} failed: {tvm_error_line(exc)}"
             ) from exc
         library = lib_path.read_bytes()
     seconds["export"] = time.perf_counter() - start
@@ -162,6 +165,18 @@ def compile_model(
     )
     write_package(Path(output), {LIBRARY_MEMBER: library}, metadata)
     return Package(path=Path(output), metadata=metadata, members={LIBRARY_MEMBER: library})
+
+
+def _unknown_passes(names: Sequence[str], preset: TargetPreset) -> list[str]:
+    """``names`` that are neither one of our rewrites nor a pass constructor of TVM's transform
+    modules (a pass is named after its constructor): TVM ignores those silently, a typo
+    included."""
+    import tvm.s_tir.transform
+
+    known = {rewrite.info.name for rewrite in default_rewrites(preset)}
+    for module in (tvm.transform, tvm.relax.transform, tvm.tirx.transform, tvm.s_tir.transform):
+        known.update(dir(module))
+    return [name for name in names if name not in known]
 
 
 def rewritten_module(
@@ -229,11 +244,3 @@ def ndk_compiler(preset: TargetPreset, environ=os.environ) -> str:
     if not os.access(compiler, os.X_OK):
         raise CompileError(f"ANDROID_NDK_HOME has no {compiler.name} (looked for {compiler})")
     return str(compiler)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    lines = [line for line in text.splitlines() if line.strip()]
-    # TVM puts the useful sentence last, after a C++ backtrace.
-    useful = [line for line in lines if "Error" in line or "error" in line] or lines
-    return useful[-1].strip()[:300]

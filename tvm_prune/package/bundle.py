@@ -35,7 +35,7 @@ from importlib import resources
 from pathlib import Path
 
 from ..errors import CompileError, PackageError
-from .archive import sha256_file
+from .archive import sha256_file, write_atomic
 from .package import Package
 from .runner import LIBRARY_MEMBER
 
@@ -147,9 +147,7 @@ def _download_runtime(arch: str, folder: Path, wanted: dict[str, Path]) -> None:
             (wheel,) = [p for p in Path(tmp).glob("*.whl") if p.name.startswith(prefix)]
             with zipfile.ZipFile(wheel) as archive:
                 data = archive.read(member)
-            partial = wanted[name].with_suffix(".part")
-            partial.write_bytes(data)
-            partial.replace(wanted[name])
+            write_atomic(wanted[name], lambda handle, data=data: handle.write(data))
 
 
 def build_runner(compiler: str, folder: Path) -> Path:

@@ -8,22 +8,24 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import RunError
+from ..errors import RunError, TvmPruneError, first_line, not_a_file
 from ..model import TensorSpec
 
 
-def load_npz(path: str | Path) -> dict[str, np.ndarray]:
-    """All arrays of an ``.npz`` file, keyed by name."""
+def load_npz(path: str | Path, error: type[TvmPruneError] = RunError) -> dict[str, np.ndarray]:
+    """All arrays of an ``.npz`` file, keyed by name; ``error`` for a missing or bad file."""
     path = Path(path)
     if not path.is_file():
-        raise RunError(f"{path}: no such file")
+        raise error(not_a_file(path))
     try:
         with np.load(path, allow_pickle=False) as data:
             if not isinstance(data, np.lib.npyio.NpzFile):
-                raise RunError(f"{path}: not an .npz file (a single .npy array)")
+                raise error(f"{path}: not an .npz file (a single .npy array)")
             return {name: data[name] for name in data.files}
     except (OSError, ValueError, zipfile.BadZipFile) as exc:
-        raise RunError(f"{path}: not a readable .npz file ({exc})") from exc
+        # numpy takes anything that is neither a zip nor an .npy header for a pickle.
+        reason = "not a zip archive" if "pickled" in str(exc) else first_line(exc)
+        raise error(f"{path}: not a readable .npz file ({reason})") from exc
 
 
 def fill_inputs(

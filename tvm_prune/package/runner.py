@@ -1,4 +1,4 @@
-"""Running a package's library on a device (the local CPU for now; the device is a parameter).
+"""Running a package's library on a device (the local CPU, or a device over TVM RPC).
 
 The runner checks inputs against the package's signature before anything runs: every input
 present, none unknown, shapes and dtypes exact. It refuses a package built for another CPU

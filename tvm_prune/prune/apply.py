@@ -27,19 +27,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from .engine import InputMoments
-from .layers import PrunableLayer, effective_weight
-
-
-def judged_magnitudes(
-    layers: tuple[PrunableLayer, ...], params: Mapping[str, np.ndarray], *, effective: bool
-) -> dict[str, np.ndarray]:
-    """``|w|`` per layer: on the BN-folded weights if ``effective``, else the stored ones."""
-    return {
-        layer.weight: np.abs(
-            effective_weight(layer, params) if effective else np.asarray(params[layer.weight])
-        )
-        for layer in layers
-    }
+from .layers import PrunableLayer
 
 
 def layer_masks(

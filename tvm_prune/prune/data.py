@@ -10,6 +10,7 @@ import numpy as np
 
 from ..errors import TvmPruneError
 from ..model import Model
+from ..package.io import load_npz
 
 logger = logging.getLogger(__name__)
 
@@ -37,28 +38,44 @@ class CalibrationData:
         return CalibrationData({k: v[:count] for k, v in self.inputs.items()}, labels, self.source)
 
 
-def load_npz(path: str | Path, model: Model) -> CalibrationData:
-    """Read ``path``: one array per model input (``N`` samples), optional ``label(s)``."""
+def load_calibration(path: str | Path, model: Model) -> CalibrationData:
+    """Read ``path``: one array per model input, optional ``label(s)``, one per sample.
+
+    An input's array is one sample (the input's shape), samples stacked on a new leading axis
+    (``[N, *shape]``), or, for a batch-1 input, samples along the batch axis (``[N, *shape[1:]]``).
+    Its dtype is cast within its kind (float64 data for a float32 input) and refused across kinds
+    (uint8 pixels for a float input would skip the model's normalisation).
+    """
     path = Path(path)
-    if not path.is_file():
-        raise CalibrationDataError(f"{path}: no such file")
-    with np.load(path) as data:
-        arrays = {name: data[name] for name in data.files}
+    arrays = load_npz(path, CalibrationDataError)
     inputs = {}
     for spec in model.inputs:
         if spec.name not in arrays:
             raise CalibrationDataError(
                 f"{path}: no array for input '{spec.name}' (arrays: {', '.join(arrays)})"
             )
-        array = arrays[spec.name].astype(spec.dtype)
-        per_sample = int(np.prod(spec.shape))
-        if array.size % per_sample:
+        array = arrays[spec.name]
+        shape = tuple(spec.shape)
+        if array.dtype.kind != np.dtype(spec.dtype).kind:
+            raise CalibrationDataError(
+                f"{path}: array '{spec.name}' is {array.dtype}, the input is {spec.dtype}"
+            )
+        if array.shape == shape:
+            array = array[None]
+        elif array.shape[1:] != shape and not (shape[:1] == (1,) and array.shape[1:] == shape[1:]):
             raise CalibrationDataError(
                 f"{path}: array '{spec.name}' of shape {list(array.shape)} is not a stack of "
-                f"inputs of shape {list(spec.shape)}"
+                f"inputs of shape {list(shape)}"
             )
-        inputs[spec.name] = array.reshape(-1, *spec.shape)
+        if len(array) == 0:
+            raise CalibrationDataError(f"{path}: array '{spec.name}' holds no sample")
+        inputs[spec.name] = array.astype(spec.dtype).reshape(-1, *shape)
+    counts = {len(array) for array in inputs.values()}
+    if len(counts) > 1:
+        raise CalibrationDataError(f"{path}: the inputs hold different numbers of samples")
     labels = next((arrays[k].reshape(-1) for k in LABEL_KEYS if k in arrays), None)
+    if labels is not None and len(labels) != min(counts):
+        raise CalibrationDataError(f"{path}: {len(labels)} labels for {min(counts)} samples")
     return CalibrationData(inputs, labels, str(path))
 
 

@@ -169,9 +169,6 @@ class DepGraph:
         """Whether ``expr`` is computed from weights and constants only (not from inputs)."""
         return not isinstance(expr, relax.Var) or expr in self.static
 
-    def pinned_reason(self, node: int) -> str | None:
-        return self._reasons.get(self.find(node))
-
     # -- results ----------------------------------------------------------------------------
     def node_of(self, weight: str, channel: int) -> int:
         return self.producers[weight].first_node + channel
@@ -337,7 +334,7 @@ def shape_of(expr) -> list[int] | None:
         return None
 
 
-def producer_weight(graph: DepGraph, call, value_of, param_vars) -> tuple[str, int] | None:
+def producer_weight(call, value_of, param_vars) -> tuple[str, int] | None:
     """The parameter name and its stored output axis of a producer call, else None."""
     op = op_name(call)
     if op not in WEIGHT_AXES:
@@ -430,7 +427,7 @@ def _visit_layer(graph: DepGraph, var, call, param_vars) -> None:
     maps = graph.maps
     data = call.args[0]
     value_of = graph._value_of
-    found = producer_weight(graph, call, value_of, param_vars)
+    found = producer_weight(call, value_of, param_vars)
     if is_depthwise(call) and data in maps and call.args[1] in graph.static:
         if maps[data].axis == 1 and maps[data].block == 1:
             maps[var] = maps[data]

@@ -54,10 +54,6 @@ class Evaluator:
         self.run_seconds = 0.0
         logger.debug("evaluator compiled in %.1f s", self.compile_seconds)
 
-    @property
-    def num_samples(self) -> int:
-        return len(self._samples)
-
     def run(self, changed: Mapping[str, np.ndarray] | None = None) -> list[np.ndarray]:
         """Every output, stacked over the samples, with ``changed`` weights replacing the model's.
 

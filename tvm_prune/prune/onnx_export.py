@@ -21,6 +21,7 @@ from onnx import numpy_helper
 
 from ..errors import TvmPruneError
 from ..model import Model
+from ..package.archive import write_atomic
 
 
 def export_onnx(model: Model, output: str | Path, *, only: Mapping[str, np.ndarray] | None = None):
@@ -61,9 +62,7 @@ def export_onnx(model: Model, output: str | Path, *, only: Mapping[str, np.ndarr
 
         proto = remove_onnx_channels(proto, plan, {s.name: s.shape for s in model.inputs})
     output = Path(output)
-    tmp = output.with_name(output.name + ".tmp")
-    onnx.save(proto, str(tmp))
-    tmp.replace(output)
+    write_atomic(output, lambda handle: handle.write(proto.SerializeToString()))
     return output
 
 

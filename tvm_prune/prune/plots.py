@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import TvmPruneError
+from ..package.archive import write_atomic
 from .plan import PruningPlan
 
 
@@ -122,7 +123,7 @@ def write_bench_macs_plot(points, dense_accuracy: float, path: Path, title: str)
 
 def _save(fig, path: Path) -> Path:
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    write_atomic(path, lambda handle: fig.savefig(handle, format="png", dpi=100))
     import matplotlib.pyplot as plt
 
     plt.close(fig)

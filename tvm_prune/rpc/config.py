@@ -64,6 +64,10 @@ class RpcConfig:
             return cls(
                 tracker=parse_address(f"{host}:{port}", "TVM_TRACKER_HOST/PORT"), key=key or env_key
             )
+        if key:
+            raise RunError(
+                f"--rpc-key {key} needs --rpc-tracker HOST:PORT (or TVM_TRACKER_HOST/PORT)"
+            )
         return None
 
 

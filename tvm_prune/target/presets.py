@@ -2,8 +2,9 @@
 
 A preset file holds ``description``, ``target`` (TVM's JSON dict form), ``host`` (the same, or
 null), ``cross_compiler`` (a compiler driver on PATH, ``"ndk"`` for the Android NDK, or null for
-the host compiler), ``cross_compiler_options``, ``rpc_key`` and ``schedule_set``. Adding a device
-means adding a file; nothing here lists devices.
+the host compiler), ``cross_compiler_options``, ``rpc_key``, ``schedule_set`` and, optionally,
+``conv_groups`` (the grouped convs the device runs) and ``winograd`` (where Winograd convs pay).
+Adding a device means adding a file; nothing here lists devices.
 
 ``"mcpu": "native"`` in a preset is replaced, when the preset loads, by the CPU and triple LLVM
 detects on this machine, so a package records the concrete CPU it was built for.
@@ -95,7 +96,8 @@ class WinogradPolicy:
 
 @dataclass(frozen=True)
 class TargetPreset:
-    """A device: its TVM target, host, cross compiler, RPC key and schedule set."""
+    """A device: its TVM target (with its host), cross compiler, RPC key, schedule set, and the
+    conv forms it runs well (grouped, Winograd)."""
 
     name: str
     target: tvm.target.Target

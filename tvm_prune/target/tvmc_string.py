@@ -33,9 +33,11 @@ def translate_tvmc_string(text: str) -> dict[str, Any]:
     kind, options = tokens[0], tokens[1:]
     kinds = [str(k) for k in tvm.get_global_func("target.ListTargetKinds")()]
     if kind not in kinds:
+        from .presets import list_presets  # presets reads tvmc strings: imported on use
+
         raise TargetError(
             f"target {text!r}: unknown target kind '{kind}' (not a preset or tag either); "
-            f"kinds: {', '.join(sorted(kinds))}"
+            f"presets: {', '.join(list_presets())}; TVM kinds: {', '.join(sorted(kinds))}"
         )
     schema = {
         str(k): str(v)

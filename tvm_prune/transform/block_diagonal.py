@@ -46,10 +46,6 @@ class BlockStructure:
         return np.ascontiguousarray(np.concatenate(blocks, axis=0))
 
     @property
-    def permutes_inputs(self) -> bool:
-        return not np.array_equal(self.in_order, np.arange(len(self.in_order)))
-
-    @property
     def permutes_outputs(self) -> bool:
         return not np.array_equal(self.out_order, np.arange(len(self.out_order)))
 

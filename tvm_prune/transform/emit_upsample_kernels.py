@@ -37,7 +37,13 @@ import tvm
 from tvm import relax, te, tirx
 from tvm.relax import Call, Expr, PyExprMutator
 
-from ..relax_rewrite import RewriteRefused, rewrite_calls, static_shape, use_counts
+from ..relax_rewrite import (
+    OPAQUE_PATTERN,
+    RewriteRefused,
+    rewrite_calls,
+    static_shape,
+    use_counts,
+)
 from .upsample_kernel import NotAStencil, Stencil1D, stencil_from_transposed_conv
 
 CONV_TRANSPOSE_OP = "relax.nn.conv2d_transpose"
@@ -240,7 +246,7 @@ def _upsample_func(
     if not on_gpu:
         func = func.with_attr("tirx.is_scheduled", True)
     # Opaque to FuseOps: fusing would re-derive the loops and drop this schedule.
-    return func.with_attr("op_pattern", 8)
+    return func.with_attr("op_pattern", OPAQUE_PATTERN)
 
 
 def _upsample_te(

@@ -26,7 +26,7 @@ class PruneWeights:
     a constant): applying the pass twice changes nothing.
 
     **Leaves alone** other functions, parameters not named in ``masks``, and all-ones masks.
-    A mask whose name or shape does not match is skipped with a debug log line.
+    A mask whose shape does not match its parameter's is skipped with a debug log line.
 
     **Run after** ``load_onnx`` (weights are parameters); before binding the weights and the
     build. :func:`tvm_prune.prune.api.prune_model` runs it and masks ``Model.params`` too.

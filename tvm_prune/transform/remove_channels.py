@@ -34,14 +34,10 @@ _ZERO_KEEPING = frozenset(
         "relax.nn.avg_pool2d",
         "relax.nn.adaptive_avg_pool2d",
         "relax.image.resize2d",
-        "relax.concat",
-        "relax.stack",
         "relax.sum",
         "relax.mean",
         "relax.max",
-        "relax.broadcast_to",
         "relax.permute_dims",
-        "relax.reshape",
         "relax.nn.conv2d",
     }
 )

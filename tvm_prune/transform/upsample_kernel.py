@@ -79,17 +79,6 @@ class Stencil1D:
         lead, trail = int(nonzero[0]), len(kernel) - 1 - int(nonzero[-1])
         return kernel[lead : len(kernel) - trail], crop_begin - lead, crop_end - trail
 
-    def apply(self, x: np.ndarray, axis: int) -> np.ndarray:
-        """Reference: the stencil applied along ``axis`` of ``x`` in float64 (for tests)."""
-        x = np.moveaxis(np.asarray(x, dtype=np.float64), axis, -1)
-        n = x.shape[-1]
-        out = np.zeros((*x.shape[:-1], n * self.scale))
-        q = np.arange(n)
-        for r, phase in enumerate(self.taps):
-            for d, w in phase:
-                out[..., self.scale * q + r] += float(w) * x[..., np.clip(q + d, 0, n - 1)]
-        return np.moveaxis(out, -1, axis)
-
 
 def resize_stencil(
     in_size: int, out_size: int, *, method: str, coordinate_mode: str, rounding: str

@@ -16,8 +16,8 @@ Rewrites
       ``[N, K, H', W']``; the conv's
       epilogue (bias, BN, activation, residual add) stays after it and ``FuseOps`` fuses it in.
 
-    ``U = G g G^T`` is computed here, once, in float64 from the bound weights and stored
-    ``[alpha^2, K, C]``. A conv then costs ``alpha^2 / m^2`` multiplies per output tap
+    ``U = G g G^T`` is computed here, once, in float64 from the bound weights and stored in
+    the panels above. A conv then costs ``alpha^2 / m^2`` multiplies per output tap
     instead of 9 (F(4x4): 2.25 instead of 9) plus the two transforms, linear in ``C + K``.
 Only when
     NCHW / OIHW layouts, a 3x3 kernel, stride 1, dilation 1, groups 1, static shapes, a
@@ -49,13 +49,10 @@ from tvm import relax, te, tirx
 from tvm.relax import Call, Expr, PyExprMutator
 from tvm.topi.nn.winograd_util import _cook_toom_convolution, _interpolation_points
 
-from ..relax_rewrite import RewriteRefused, rewrite_calls, static_shape
+from ..relax_rewrite import OPAQUE_PATTERN, RewriteRefused, rewrite_calls, static_shape
 
 CONV_OP = "relax.nn.conv2d"
 KERNEL = 3
-# FuseOps' pattern for a PrimFunc that nothing may fuse into: the input transform reads each
-# input element up to (alpha / m)^2 times, so an inlined producer would be recomputed as often.
-OPAQUE_PATTERN = 8
 # Block annotation naming the blocks of a transform for the ``WinogradTransform`` schedule rule;
 # its value says which: ``input``, ``output``, ``tiles`` (the input tiles) or ``gather`` (the
 # first of a transform's two passes, kept per tile in registers).
@@ -172,6 +169,8 @@ def _rewrite(mutator, call, entry, tiles, min_channels) -> Expr:
             _input_transform(in_shape, out_shape, padding, tile, b),
             [data],
             "winograd_input",
+            # Opaque to FuseOps: the input transform reads each input element up to
+            # (alpha / m)^2 times, so an inlined producer would be recomputed as often.
             {"op_pattern": OPAQUE_PATTERN},
         )
     )

@@ -74,6 +74,7 @@ def test_killed_run_resumes_without_losing_or_repeating_trials(matmul_model, tmp
     package = tvm_prune.compile(matmul_model, output=tmp_path / "t.tar", tuning_records=records)
     assert package.metadata.compile["tuning_records"]["applied"] == 1
     x = np.random.default_rng(0).standard_normal((1, 64)).astype(np.float32)
+    # One 64-term float32 dot product per output, summed in another order than ORT's.
     assert_outputs_close(package.run({"x": x}), run_ort(matmul_model, {"x": x}), rel_tol=1e-5)
 
 

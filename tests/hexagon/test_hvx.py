@@ -23,6 +23,8 @@ from tvm_prune.target import resolve_target
 from tvm_prune.testing.hexagon import run_kernel
 from tvm_prune.testing.ort import relative_error
 
+from ..conftest import DIGITS
+
 pytestmark = pytest.mark.skipif(
     not (shutil.which("clang-22") and shutil.which("ld.lld-22")),
     reason="needs Debian's clang-22 and lld-22 (scripts/setup installs them)",
@@ -148,7 +150,7 @@ def test_float_conv2d_uses_hvx_qf32_and_its_schedule_is_exact_on_the_host():
 
 def test_compile_for_hexagon_writes_a_hexagon_library(tmp_path):
     package = tvm_prune.compile(
-        "examples/digits/digits_cnn.onnx", target="hexagon-v68", output=tmp_path / "d.tar"
+        DIGITS / "digits_cnn.onnx", target="hexagon-v68", output=tmp_path / "d.tar"
     )
     library = package.members["mod.so"]
     assert library[:4] == b"\x7fELF" and int.from_bytes(library[18:20], "little") == 164

@@ -32,6 +32,7 @@ def test_generic_gpu_build_on_pocl_equals_ort(tmp_path):
     assert all(rule.startswith("dlight.") for rule in report["scheduled"]), report
     inputs = random_inputs(model.inputs, seed=3)
     (output,) = OpenCLRunner(build).run([inputs["x"]])
+    # PoCL's float32 (contracted multiply-adds, another summation order) against ORT's.
     assert_outputs_close({model.outputs[0].name: output}, run_ort(path, inputs), rel_tol=1e-4)
 
 
@@ -57,6 +58,7 @@ def test_halved_launch_is_caught(digits_mali):
     )
     (right,) = OpenCLRunner(build).run([inputs[spec.name] for spec in model.inputs])
     (output,) = OpenCLRunner(wrong).run([inputs[spec.name] for spec in model.inputs])
+    # PoCL's float32 (contracted multiply-adds, another summation order) against ORT's.
     assert relative_error(right, reference) <= 1e-4
     error = relative_error(output, reference)
     assert np.isnan(error) or error > 1e-2, error

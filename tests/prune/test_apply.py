@@ -34,6 +34,7 @@ def test_conv_output_shift_is_the_mean_change_with_padding():
     )
     means = patch_means(x, layer.conv_geometry, (3, 3))
     expected = _conv(x, removed, 1).mean(axis=(0, 2, 3))
+    # Both sides in float64, the same sums in another order.
     np.testing.assert_allclose(output_shift(layer, removed, means), expected, rtol=1e-10)
     # The per-channel mean alone (no padding awareness) is measurably off here.
     naive = output_shift(layer, removed, x.mean(axis=(0, 2, 3)))
@@ -47,6 +48,7 @@ def test_patches_are_im2col_in_weight_order():
     geometry = ((1, 1), (1, 1, 1, 1), (1, 1), (5, 5))
     rows = patches(x, geometry, (3, 3))
     expected = _conv(x, w, 1).transpose(0, 2, 3, 1).reshape(-1, 4)
+    # Both sides in float64, the same sums in another order.
     np.testing.assert_allclose(rows @ w.reshape(4, -1).T, expected, rtol=1e-10, atol=1e-12)
 
 
@@ -81,6 +83,7 @@ def test_least_squares_is_the_ridge_solution_and_beats_bias_correction():
         original = weight.reshape(5, -1)[o, kept].astype(np.float64)
         target = np.concatenate([dense_out[:, o] / np.sqrt(len(rows)), np.sqrt(lam) * original])
         z = np.linalg.lstsq(np.concatenate([design, ridge]), target, rcond=None)[0]
+        # The solver works in float32 moments; lstsq solves the same system in float64.
         np.testing.assert_allclose(solved["w"].reshape(5, -1)[o, kept], z[:-1], rtol=1e-4)
         np.testing.assert_allclose(solved["b"][o], z[-1], rtol=1e-4, atol=1e-5)
 
@@ -90,6 +93,7 @@ def test_least_squares_is_the_ridge_solution_and_beats_bias_correction():
 
     # Nothing pruned: the weights stay as they are (the damping pulls toward them).
     unchanged = layer_changes(layer, params, np.ones_like(mask), moments, "least-squares")
+    # The same float32 solve: nothing pruned gives the weights back to its precision.
     np.testing.assert_allclose(unchanged["w"], weight, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(unchanged["b"], 0, atol=1e-5)
 

@@ -89,6 +89,7 @@ def test_removed_channels_constants_folded_into_consumers(coupled):
     pruned = prune_channels(coupled, plan)
     assert pruned.transforms[-1].report["removed"] == {"stem_w": 2, "a_w": 3, "b_w": 3, "side_w": 1}
     actual = _run(_compile(pruned.mod), [x], coupled.params)[0]
+    # The same float32 products without the zeroed channels' terms: only the order of sums differs.
     assert relative_error(actual, masked) <= 1e-5
     # The constants matter: zeroing the removed channels' weights *and* their bias/shift
     # (what dropping them without folding computes) is far off.
@@ -212,6 +213,7 @@ def test_build_computes_removed_channel_constants_once(tmp_path):
     dense = relax.VirtualMachine(tvm.compile(model.mod, target="llvm"), tvm.cpu())
     masked = _run(dense, [x], mask_params(graph, model.params, plan))[0]
     actual = relax.VirtualMachine(tvm.compile(folded, target="llvm"), tvm.cpu())
+    # The same float32 products without the zeroed channels' terms: only the order of sums differs.
     assert relative_error(_run(actual, [x], {})[0], masked) <= 1e-5
 
 

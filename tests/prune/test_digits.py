@@ -48,6 +48,7 @@ def test_layers_with_bias_and_separate_batch_norm(digits):
     assert gemm.op == "matmul" and gemm.out_axis == 0 and gemm.batch_norm is None
     p = digits.params
     scale = p["stem.1.weight"] / np.sqrt(p["stem.1.running_var"] + conv.batch_norm.epsilon)
+    # The same float32 products, the scale computed in float64 there: a few ulps.
     np.testing.assert_allclose(
         effective_weight(conv, p), p["stem.0.weight"] * scale[:, None, None, None], rtol=1e-6
     )
@@ -101,4 +102,4 @@ def test_sixty_percent_sparsity_within_one_point_without_retraining(digits, sess
     )
     plan = greedy(masks_only, sparsity=0.6)
     bias_only = accuracy(tester.run(masks_only.changed_params(plan.thresholds))[0], test.labels)
-    assert bias_only < pruned
+    assert 100 * (dense - bias_only) > 1.0, (dense, bias_only, pruned)

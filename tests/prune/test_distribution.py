@@ -17,6 +17,7 @@ def test_fit_recognises_laplace_and_normal_and_their_scale():
     laplace = weight_statistics(rng.laplace(0.0, 0.05, 20000))
     normal = weight_statistics(rng.normal(0.0, 0.2, 20000))
     assert laplace["fit"] == "laplace"
+    # Bounds about 5 standard errors at 20000 samples (0.05 / sqrt(20000) = 3.5e-4).
     assert abs(laplace["fit_scale"] - 0.05) < 0.002
     assert normal["fit"] == "normal"
     assert abs(normal["fit_scale"] - 0.2) < 0.005

@@ -44,7 +44,10 @@ def test_lowered_conv_transpose_matches_ort(tmp_path, x_shape, weight, strides):
     assert report == [
         {
             "op": "conv2d_transpose",
-            "shape": report[0]["shape"],
+            "shape": [
+                list(x_shape),
+                [x_shape[0], weight[1], x_shape[2] * strides[0], x_shape[3] * strides[1]],
+            ],
             "kernel": list(weight[2:]),
             "strides": strides,
             "rewritten": True,

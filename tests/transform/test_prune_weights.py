@@ -1,4 +1,4 @@
-"""PruneWeights: structure (fires, each "Only when", idempotence) and numbers against ORT."""
+"""PruneWeights: structure (fires, each "Only when", idempotence) and numbers against numpy."""
 
 from __future__ import annotations
 

@@ -334,15 +334,18 @@ def shape_of(expr) -> list[int] | None:
         return None
 
 
-def producer_weight(call, value_of, param_vars) -> tuple[str, int] | None:
-    """The parameter name and its stored output axis of a producer call, else None."""
+def producer_weight(call, value_of, param_vars, *, grouped: bool = False) -> tuple[str, int] | None:
+    """The parameter name and its stored output axis of a conv, transposed conv or matmul whose
+    weight is a parameter (a matmul's possibly through the transpose ONNX ``Gemm`` imports as),
+    else None. Grouped convs only if ``grouped`` (weight pruning takes them; channel removal
+    couples their channels through the depthwise rule instead)."""
     op = op_name(call)
     if op not in WEIGHT_AXES:
         return None
     if op != "relax.matmul":
         attrs = call.attrs
         layout = "OIHW" if op == "relax.nn.conv2d" else "IOHW"
-        if int(attrs.groups) != 1 or str(attrs.kernel_layout) != layout:
+        if (int(attrs.groups) != 1 and not grouped) or str(attrs.kernel_layout) != layout:
             return None
         if str(attrs.data_layout) != "NCHW":
             return None

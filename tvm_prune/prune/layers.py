@@ -14,10 +14,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
-import tvm
 from tvm import relax
 
-_OUT_AXIS = {"relax.nn.conv2d": 0, "relax.nn.conv2d_transpose": 1, "relax.matmul": 1}
+from .depgraph import flat_args, op_name, producer_weight
 
 
 @dataclass(frozen=True)
@@ -77,25 +76,17 @@ def find_layers(mod, params: Mapping[str, np.ndarray]) -> tuple[PrunableLayer, .
     value_of = {b.var: b.value for b in bindings}
     users: dict[relax.Var, list[relax.Binding]] = {}
     for binding in bindings:
-        for arg in _call_args(binding.value):
-            if isinstance(arg, relax.Var):
-                users.setdefault(arg, []).append(binding)
+        for arg in flat_args(binding.value):
+            users.setdefault(arg, []).append(binding)
 
     layers = []
     for binding in bindings:
         call = binding.value
-        op = _op_name(call)
-        if op not in _OUT_AXIS:
+        found = producer_weight(call, value_of, param_vars, grouped=True)
+        if found is None or params[found[0]].ndim < 2:
             continue
-        weight_expr = call.args[1]
-        out_axis = _OUT_AXIS[op]
-        if op == "relax.matmul" and weight_expr in value_of:
-            inner = value_of[weight_expr]
-            if _op_name(inner) == "relax.permute_dims" and list(inner.attrs.axes) == [1, 0]:
-                weight_expr, out_axis = inner.args[0], 0
-        name = param_vars.get(weight_expr)
-        if name is None or params[name].ndim < 2:
-            continue
+        name, out_axis = found
+        op = op_name(call)
         out_shape = [int(d) for d in binding.var.ty.shape]
         out_channel_axis = 1 if op != "relax.matmul" else len(out_shape) - 1
         pixels = int(np.prod(out_shape)) // max(out_shape[out_channel_axis], 1)
@@ -147,32 +138,18 @@ def _conv_geometry(call, out_shape):
     )
 
 
-def _op_name(expr) -> str | None:
-    if isinstance(expr, relax.Call) and isinstance(expr.op, tvm.ir.Op):
-        return expr.op.name
-    return None
-
-
-def _call_args(expr):
-    if isinstance(expr, relax.Call):
-        return list(expr.args)
-    if isinstance(expr, relax.TupleGetItem):
-        return [expr.tuple_value]
-    return []
-
-
 def _bias_after(var, users, value_of, param_vars, params):
     """The per-channel bias parameter added to ``var`` (directly or reshaped), and the sum."""
     channel_axis = 1 if len(var.ty.shape) == 4 else len(var.ty.shape) - 1
     out_channels = int(var.ty.shape[channel_axis])
     for user in users.get(var, []):
-        if _op_name(user.value) != "relax.add":
+        if op_name(user.value) != "relax.add":
             continue
         other = [a for a in user.value.args if not a.same_as(var)]
         if len(other) != 1:
             continue
         candidate = other[0]
-        if candidate not in param_vars and _op_name(value_of.get(candidate)) == "relax.reshape":
+        if candidate not in param_vars and op_name(value_of.get(candidate)) == "relax.reshape":
             candidate = value_of[candidate].args[0]
         name = param_vars.get(candidate)
         if name is not None and params[name].size == out_channels:
@@ -182,7 +159,7 @@ def _bias_after(var, users, value_of, param_vars, params):
 
 def _batch_norm_after(var, users, param_vars):
     for user in users.get(var, []):
-        if _op_name(user.value) != "relax.nn.batch_norm":
+        if op_name(user.value) != "relax.nn.batch_norm":
             continue
         args, attrs = user.value.args, user.value.attrs
         if int(attrs.axis) != 1:

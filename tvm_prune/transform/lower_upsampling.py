@@ -103,5 +103,9 @@ def _lower(mutator: PyExprMutator, call: Call, entry: dict[str, Any]) -> Expr:
         data_layout="NCHW",
         kernel_layout="IOHW",
     )
-    entry.update(rewritten=True, kernel=[len(k_h), len(k_w)], edge_pad=[pad_top, pad_bottom, pad_left, pad_right])
+    entry.update(
+        rewritten=True,
+        kernel=[len(k_h), len(k_w)],
+        edge_pad=[pad_top, pad_bottom, pad_left, pad_right],
+    )
     return lowered

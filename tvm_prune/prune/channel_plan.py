@@ -13,7 +13,8 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from .depgraph import WEIGHT_AXES, ChannelPlanError, DepGraph, is_depthwise, op_name, shape_of
+from ..relax_rewrite import static_shape
+from .depgraph import WEIGHT_AXES, ChannelPlanError, DepGraph, is_depthwise, op_name
 
 NORMS = {"l1": 1, "l2": 2}
 
@@ -38,14 +39,14 @@ def _layers(mod):
             call = binding.value
             if op_name(call) not in WEIGHT_AXES:
                 continue
-            out_shape, weight_shape = shape_of(binding.var), shape_of(call.args[1])
+            out_shape, weight_shape = static_shape(binding.var), static_shape(call.args[1])
             if out_shape is None or weight_shape is None:
                 continue
             kernel = int(np.prod(weight_shape[2:]))
             if op_name(call) == "relax.matmul":
                 macs = float(np.prod(out_shape)) * weight_shape[-2]
             elif op_name(call) == "relax.nn.conv2d_transpose":  # IOHW: each input scatters
-                macs = float(np.prod(shape_of(call.args[0]))) * weight_shape[1] * kernel
+                macs = float(np.prod(static_shape(call.args[0]))) * weight_shape[1] * kernel
             else:  # OIHW, I per group
                 macs = float(np.prod(out_shape)) * weight_shape[1] * kernel
             yield binding.var, call, macs

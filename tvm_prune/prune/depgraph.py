@@ -32,6 +32,7 @@ import tvm
 from tvm import relax
 
 from ..errors import TvmPruneError
+from ..relax_rewrite import static_shape
 
 # Ops that act on each channel alone; output channel axis = input channel axis.
 PER_CHANNEL_UNARY = frozenset(
@@ -324,16 +325,6 @@ def op_name(expr) -> str | None:
     return None
 
 
-def shape_of(expr) -> list[int] | None:
-    ty = expr.ty
-    if not isinstance(ty, relax.TensorType) or ty.shape is None:
-        return None
-    try:
-        return [int(d) for d in ty.shape.values]
-    except (TypeError, AttributeError):
-        return None
-
-
 def producer_weight(call, value_of, param_vars, *, grouped: bool = False) -> tuple[str, int] | None:
     """The parameter name and its stored output axis of a conv, transposed conv or matmul whose
     weight is a parameter (a matmul's possibly through the transpose ONNX ``Gemm`` imports as),
@@ -365,7 +356,7 @@ def is_depthwise(call) -> bool:
     if op_name(call) != "relax.nn.conv2d":
         return False
     attrs = call.attrs
-    data, out = shape_of(call.args[0]), shape_of(call)
+    data, out = static_shape(call.args[0]), static_shape(call)
     return (
         data is not None
         and out is not None
@@ -377,7 +368,7 @@ def is_depthwise(call) -> bool:
 
 def per_channel_axis(arg, out_rank: int, cmap: ChannelMap) -> int | None:
     """Axis of a non-mapped operand that indexes the mapped channels (None: broadcast)."""
-    shape = shape_of(arg)
+    shape = static_shape(arg)
     axis = cmap.axis - (out_rank - len(shape))
     if axis < 0 or shape[axis] == 1:
         return None
@@ -437,13 +428,13 @@ def _visit_layer(graph: DepGraph, var, call, param_vars) -> None:
             return
     if data in maps:
         cmap = maps[data]
-        in_axis = 1 if op_name(call) != "relax.matmul" else len(shape_of(data)) - 1
+        in_axis = 1 if op_name(call) != "relax.matmul" else len(static_shape(data)) - 1
         ok = call.args[1] in graph.static and (found is not None or op_name(call) == "relax.matmul")
         if not ok or cmap.axis != in_axis or (cmap.block != 1 and op_name(call) != "relax.matmul"):
             graph._pin(cmap.nodes, f"read by {op_name(call)} that cannot be sliced")
     if found is not None:
         weight, out_axis = found
-        out_shape = shape_of(var)
+        out_shape = static_shape(var)
         axis = 1 if op_name(call) != "relax.matmul" else len(out_shape) - 1
         channels = out_shape[axis]
         first = graph._new_nodes(channels)
@@ -466,7 +457,7 @@ def _propagate(graph: DepGraph, var, value, op, mapped):
     if not isinstance(value, relax.Call) or op is None:
         return f"read by {type(value).__name__}"
     first = maps[mapped[0]]
-    out_shape = shape_of(var) if isinstance(var.ty, relax.TensorType) else None
+    out_shape = static_shape(var) if isinstance(var.ty, relax.TensorType) else None
     if op in PER_CHANNEL_UNARY:
         if op in NCHW_ONLY and (first.axis != 1 or str(value.attrs.layout) != "NCHW"):
             return f"{op} not on NCHW channels"
@@ -487,7 +478,9 @@ def _propagate(graph: DepGraph, var, value, op, mapped):
         for arg in value.args:
             if arg in maps:
                 cmap = maps[arg]
-                aligned = ChannelMap(cmap.axis + rank - len(shape_of(arg)), cmap.nodes, cmap.block)
+                aligned = ChannelMap(
+                    cmap.axis + rank - len(static_shape(arg)), cmap.nodes, cmap.block
+                )
                 if result is None:
                     result = aligned
                 elif (result.axis, len(result.nodes), result.block) != (
@@ -511,7 +504,7 @@ def _propagate(graph: DepGraph, var, value, op, mapped):
         for arg in value.args[0].fields:
             cmap = maps.get(arg)
             if cmap is None:
-                nodes.extend([None] * shape_of(arg)[axis])
+                nodes.extend([None] * static_shape(arg)[axis])
             elif cmap.axis != axis or cmap.block != 1:
                 return "concat along another axis"
             else:
@@ -531,13 +524,13 @@ def _propagate(graph: DepGraph, var, value, op, mapped):
             return "stack after the channel axis"
         return ChannelMap(result.axis + 1, result.nodes, result.block)
     if op in REDUCTIONS:
-        rank = len(shape_of(mapped[0]))
+        rank = len(static_shape(mapped[0]))
         axes = [int(a) % rank for a in value.attrs.axis] if value.attrs.axis is not None else []
         if not axes or first.axis in axes or first.block != 1:
             return f"{op} over the channel axis"
         shift = 0 if value.attrs.keepdims else sum(a < first.axis for a in axes)
         return ChannelMap(first.axis - shift, first.nodes)
-    if op == "relax.broadcast_to" and shape_of(mapped[0]) == out_shape:
+    if op == "relax.broadcast_to" and static_shape(mapped[0]) == out_shape:
         return first
     if op == "relax.permute_dims" and first.block == 1:
         axes = (
@@ -547,7 +540,7 @@ def _propagate(graph: DepGraph, var, value, op, mapped):
         )
         return ChannelMap(axes.index(first.axis), first.nodes)
     if op == "relax.reshape":
-        shape = shape_of(mapped[0])
+        shape = static_shape(mapped[0])
         if (
             len(shape) == 4
             and first.axis == 1

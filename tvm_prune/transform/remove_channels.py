@@ -18,9 +18,8 @@ from ..prune.depgraph import (
     is_depthwise,
     op_name,
     per_channel_axis,
-    shape_of,
 )
-from ..relax_rewrite import conv2d_like
+from ..relax_rewrite import conv2d_like, static_shape
 
 # Ops that turn an all-zero input into an all-zero output (the removed channels' values are
 # then not worth carrying). Multiply is zero if any mapped factor is.
@@ -157,7 +156,7 @@ class _Rewriter:
         if value is not _ZERO:
             return value
         cmap = self.graph.maps[var]
-        shape = shape_of(var)
+        shape = static_shape(var)
         shape[cmap.axis] = len(self.split(var)[1]) * cmap.block
         zeros = relax.op.zeros(relax.ShapeExpr(shape), str(var.ty.dtype))
         return self.emit(zeros, f"{var.name}_removed")
@@ -222,7 +221,7 @@ class _Rewriter:
         data = value.args[0]
         cmap = self.graph.maps[var]
         kept, removed = self.split(var)
-        batch = shape_of(var)[0]
+        batch = static_shape(var)[0]
         self.new[var] = self.emit(
             relax.op.reshape(self.new[data], (batch, len(kept) * cmap.block)), var.name
         )
@@ -250,7 +249,7 @@ class _Rewriter:
         graph = self.graph
         cmap = graph.maps[var]
         kept, removed = self.split(var)
-        rank = len(shape_of(var)) if isinstance(var.ty, relax.TensorType) else None
+        rank = len(static_shape(var)) if isinstance(var.ty, relax.TensorType) else None
         kept_args, ghost_args, mapped_ghosts = [], [], []
         for i, arg in enumerate(value.args):
             if arg in graph.maps:
@@ -291,7 +290,7 @@ class _Rewriter:
         batch norm is spelled out for their constant to fold.
         """
         data, gamma, beta, mean, var = args
-        shape = [1] * len(shape_of(data))
+        shape = [1] * len(static_shape(data))
         shape[int(attrs.axis)] = channels
 
         def per_channel(expr):

@@ -101,7 +101,7 @@ def _row(label, session, chosen, macs, all_conv, test, *, built=False) -> None:
         changes, assignment = grouping.grouped_changes(session, layers[name], g)
         changed.update(changes)
         kept.append(assignment.kept)
-    value = grouping.measure(session, changed)
+    value = session.metric_of(changed)
     saved = sum(macs[n] * (1 - 1 / g) for n, g in chosen.items())
     rewrites = "-"
     if built:

@@ -9,8 +9,8 @@ from dataclasses import replace
 import numpy as np
 
 from ..errors import TvmPruneError
-from ..model import Model, TransformRecord
-from .apply import layer_masks, mask_digest
+from ..model import Model
+from .apply import layer_masks, with_masks
 from .data import CalibrationData, generated
 from .greedy import greedy
 from .methods import behavior, layerwise, magnitude
@@ -96,20 +96,16 @@ def prune_model(
 
 def apply_plan(model: Model, plan: PruningPlan, session: PruneSession) -> Model:
     """``model`` with the plan's masks applied (``PruneWeights``) and its weights pruned."""
-    from ..transform import PruneWeights
-
     masks = layer_masks(session.magnitudes, plan.thresholds)
-    params = {**model.params, **session.changed_params(plan.thresholds)}
-    mod = PruneWeights(masks)(model.mod)
+    changed = session.changed_params(plan.thresholds)
     report = plan.to_dict()
-    report["mask_sha256"] = {name: mask_digest(mask) for name, mask in masks.items()}
-    report["storage"] = storage_report(model.params, params)
+    report["storage"] = storage_report(model.params, {**model.params, **changed})
     report["evaluator"] = {
         "compile_seconds": round(session.evaluator.compile_seconds, 3),
         "runs": session.evaluator.runs,
         "run_seconds": round(session.evaluator.run_seconds, 3),
     }
-    return model.with_transform(mod, TransformRecord("PruneWeights", report), params=params)
+    return with_masks(model, masks, changed, report)
 
 
 def prune_model_channels(

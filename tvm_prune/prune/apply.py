@@ -26,6 +26,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from ..model import Model, TransformRecord
 from .engine import InputMoments
 from .layers import PrunableLayer
 
@@ -39,6 +40,23 @@ def layer_masks(
 
 def mask_digest(mask: np.ndarray) -> str:
     return hashlib.sha256(np.packbits(mask.ravel()).tobytes()).hexdigest()[:16]
+
+
+def with_masks(
+    model: Model,
+    masks: Mapping[str, np.ndarray],
+    params: Mapping[str, np.ndarray],
+    report: dict,
+) -> Model:
+    """``model`` with ``masks`` applied by ``PruneWeights`` and ``params`` replacing its weights,
+    recorded as a ``PruneWeights`` transform whose ``report`` gains the masks' digests."""
+    from ..transform import PruneWeights
+
+    report["mask_sha256"] = {name: mask_digest(mask) for name, mask in masks.items()}
+    mod = PruneWeights(masks)(model.mod)
+    return model.with_transform(
+        mod, TransformRecord("PruneWeights", report), params={**model.params, **params}
+    )
 
 
 COMPENSATIONS = ("none", "bias", "least-squares")

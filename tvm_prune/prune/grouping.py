@@ -29,10 +29,9 @@ from typing import Any
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from ..model import Model, TransformRecord
-from .apply import layer_changes, mask_digest
+from ..model import Model
+from .apply import layer_changes, with_masks
 from .layers import PrunableLayer
-from .metrics import METRICS
 from .session import PruneSession
 
 CANDIDATE_GROUPS = (2, 4, 8)
@@ -144,12 +143,6 @@ def grouped_changes(session: PruneSession, layer: PrunableLayer, groups: int):
     return changes, assignment
 
 
-def measure(session: PruneSession, changed) -> float:
-    outputs = session.evaluator.run(changed)
-    session.evaluations += 1
-    return METRICS[session.metric](session.dense_outputs[0], outputs[0])
-
-
 def plan_groups(
     session: PruneSession, *, tolerance: float, candidates: Sequence[int] = CANDIDATE_GROUPS
 ) -> GroupPlan:
@@ -161,7 +154,7 @@ def plan_groups(
             if out_channels % groups or in_channels % groups:
                 continue
             changes, assignment = grouped_changes(session, layer, groups)
-            value = measure(session, changes)
+            value = session.metric_of(changes)
             trials.append(
                 {
                     "weight": layer.weight,
@@ -175,7 +168,7 @@ def plan_groups(
     chosen = {name: options[-1] for name, options in acceptable.items()}
     steps = []
     while True:
-        value = measure(session, _all_changes(session, {k: g for k, (g, _) in chosen.items()}))
+        value = session.metric_of(_all_changes(session, {k: g for k, (g, _) in chosen.items()}))
         steps.append({"groups": {k: g for k, (g, _) in chosen.items()}, "metric": value})
         if value <= tolerance or not chosen:
             break
@@ -207,15 +200,8 @@ def _all_changes(session: PruneSession, groups: dict[str, int]) -> dict[str, np.
 def apply_group_plan(model: Model, session: PruneSession, plan: GroupPlan) -> Model:
     """``model`` with the plan's block masks applied (``PruneWeights``) and its weights
     re-fitted; compiling it turns each grouped layer into a grouped conv."""
-    from ..transform import PruneWeights
-
-    changed = _all_changes(session, plan.groups)
     masks = {
         name: block_assignment(session.judged[name], g).mask(model.params[name].shape)
         for name, g in plan.groups.items()
     }
-    report = plan.to_dict()
-    report["mask_sha256"] = {name: mask_digest(mask) for name, mask in masks.items()}
-    mod = PruneWeights(masks)(model.mod)
-    params = {**model.params, **changed}
-    return model.with_transform(mod, TransformRecord("PruneWeights", report), params=params)
+    return with_masks(model, masks, _all_changes(session, plan.groups), plan.to_dict())

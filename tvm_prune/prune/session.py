@@ -148,8 +148,7 @@ class PruneSession:
 
     def measure(self, thresholds: Mapping[str, float]) -> dict[str, float]:
         """Run the model pruned with ``thresholds``: loss, metric, accuracy and sparsity."""
-        outputs = self.evaluator.run(self.changed_params(thresholds))
-        self.evaluations += 1
+        outputs = self._run(self.changed_params(thresholds))
         result = {"metric": METRICS[self.metric](self.dense_outputs[0], outputs[0])}
         if self.accuracy_fn is not None:
             result["accuracy"] = self.accuracy_fn(outputs)
@@ -159,6 +158,15 @@ class PruneSession:
             result["loss"] = result["metric"]
         result["sparsity"] = self.sparsity(thresholds)
         return result
+
+    def metric_of(self, changed: Mapping[str, np.ndarray]) -> float:
+        """The behaviour metric of the model with ``changed`` weights (any masks, not only
+        thresholds: grouped block masks)."""
+        return METRICS[self.metric](self.dense_outputs[0], self._run(changed)[0])
+
+    def _run(self, changed: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+        self.evaluations += 1
+        return self.evaluator.run(changed)
 
     def sparsity(self, thresholds: Mapping[str, float]) -> float:
         pruned = sum(self.pruned_count(name, t) for name, t in thresholds.items())

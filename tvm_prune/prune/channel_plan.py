@@ -14,7 +14,14 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from ..relax_rewrite import static_shape
-from .depgraph import WEIGHT_AXES, ChannelPlanError, DepGraph, is_depthwise, op_name
+from .depgraph import (
+    WEIGHT_AXES,
+    ChannelPlanError,
+    DepGraph,
+    is_depthwise,
+    op_name,
+    plan_from_ranked,
+)
 
 NORMS = {"l1": 1, "l2": 2}
 
@@ -162,14 +169,3 @@ def _round_kept(graph: DepGraph, removed: list, multiple: int) -> list:
         last = max(i for i, members in enumerate(removed) if uneven & {w for w, _ in members})
         del removed[last]
     return removed
-
-
-def plan_from_ranked(graph: DepGraph, components) -> dict[str, list[int]]:
-    """The plan removing ``components`` in order, skipping one that would empty a producer."""
-    plan: dict[str, list[int]] = {}
-    for members in components:
-        if any(len(plan.get(w, ())) + 1 >= graph.producers[w].channels for w, _ in members):
-            continue
-        for weight, channel in members:
-            plan.setdefault(weight, []).append(channel)
-    return {weight: sorted(channels) for weight, channels in plan.items()}

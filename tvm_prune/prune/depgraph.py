@@ -288,18 +288,23 @@ def random_plan(graph: DepGraph, fraction: float, *, seed: int = 0) -> dict[str,
     No producer loses all its channels (such a component is skipped).
     """
     rng = np.random.default_rng(seed)
-    plan: dict[str, set[int]] = {}
-    channels = {name: p.channels for name, p in graph.producers.items()}
-    for group in graph.groups():
-        removable = group.removable
-        count = int(len(removable) * fraction)
-        for index in rng.permutation(removable)[:count]:
-            members = group.components[int(index)]
-            if any(len(plan.get(w, ())) + 1 >= channels[w] for w, _ in members):
-                continue
-            for weight, channel in members:
-                plan.setdefault(weight, set()).add(channel)
-    return {weight: sorted(chs) for weight, chs in plan.items()}
+    chosen = [
+        group.components[int(index)]
+        for group in graph.groups()
+        for index in rng.permutation(group.removable)[: int(len(group.removable) * fraction)]
+    ]
+    return plan_from_ranked(graph, chosen)
+
+
+def plan_from_ranked(graph: DepGraph, components) -> dict[str, list[int]]:
+    """The plan removing ``components`` in order, skipping one that would empty a producer."""
+    plan: dict[str, list[int]] = {}
+    for members in components:
+        if any(len(plan.get(w, ())) + 1 >= graph.producers[w].channels for w, _ in members):
+            continue
+        for weight, channel in members:
+            plan.setdefault(weight, []).append(channel)
+    return {weight: sorted(channels) for weight, channels in plan.items()}
 
 
 def build_depgraph(mod: tvm.IRModule, params: Mapping[str, np.ndarray]) -> DepGraph:

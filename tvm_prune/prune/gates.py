@@ -32,11 +32,10 @@ from .channel_plan import (
     component_macs,
     count_macs,
     plan_for_macs,
-    plan_from_ranked,
     removable_components,
 )
 from .data import CalibrationData
-from .depgraph import DepGraph, build_depgraph, mask_params
+from .depgraph import DepGraph, build_depgraph, mask_params, plan_from_ranked
 from .training import Adam, Trainer
 
 logger = logging.getLogger(__name__)

@@ -31,7 +31,7 @@ def records(matmul_model, tmp_path_factory):
     model = tvm_prune.load_onnx(matmul_model)
     target = resolve_target("host").target
     with target:
-        mod = tvm.transform.Sequential(tuning_passes())(model.bound_module())
+        mod = tvm.transform.Sequential(tuning_passes(target))(model.bound_module())
     (func,) = [f for f in mod.functions.values() if isinstance(f, tvm.tirx.PrimFunc)]
     func = func.with_attr("global_symbol", "main")
     sch = tvm.s_tir.Schedule(func)

@@ -24,6 +24,7 @@ from tvm.relax.backend.gpu_generic import pipeline as gpu_generic
 
 from .schedule import ApplyScheduleRules, dlight_gpu_rules, rules_for
 from .target import TargetPreset
+from .tuning_records import tuning_passes
 
 
 def build_pipeline(
@@ -53,15 +54,7 @@ def build_pipeline(
         with target:
             passes = [
                 *cpu_generic.library_dispatch_passes(target),
-                # Inference batch norm as multiply-add on constants, which legalize folds and
-                # fusion puts into the producing conv's epilogue (batch_norm itself stays a
-                # kernel of its own, a pass over memory with a square root per element).
-                relax.transform.DecomposeOpsForInference(),
-                # The decomposed batch norm is still read through its tuple's first field, and
-                # fusion stops at the tuple: without this, the activation after every batch
-                # norm is a kernel of its own (another pass over memory).
-                relax.transform.CanonicalizeBindings(),
-                *cpu_generic.legalize_passes(target),
+                *tuning_passes(target),
                 *schedule,
                 *cpu_generic.dataflow_lower_passes(target),
                 *cpu_generic.finalize_passes(target),

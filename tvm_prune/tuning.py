@@ -7,10 +7,11 @@ measurements; on the host the LocalRunner measures them, on a device the RPCRunn
 is exported with the preset's cross compiler and uploaded).
 
 Resuming. The folder is MetaSchedule's JSON database, appended one line per record as trials
-finish. Before it is opened, a line torn by an interrupt (Ctrl-C or kill mid-write: the last
-line of either file) is dropped, the files being rewritten atomically. Then, per kernel, the
-records already in the database count as trials done, and only the remainder is searched: a
-re-run with the same folder keeps every record and never exceeds ``trials`` per kernel.
+finish. Before it is opened, lines that do not parse are dropped (an interrupt, Ctrl-C or kill
+mid-write, tears the last line of either file), the files being rewritten atomically. Then,
+per kernel, the records already in the database count as trials done, and only the remainder is
+searched: a re-run with the same folder keeps every record and never exceeds ``trials`` per
+kernel.
 
 Never worse than the zero-tuning rules. Before a kernel's search starts, the schedule our rules
 give it (:func:`tvm_prune.schedule.rules_for`) is built and measured with the same builder and
@@ -49,7 +50,7 @@ from .package.threads import use_all_cores
 from .rpc import RpcConfig, open_session
 from .schedule import first_match, rules_for
 from .target import TargetPreset, resolve_target
-from .tuning_records import DATABASE_FILES, tuning_passes
+from .tuning_records import DATABASE_FILES, SCHEDULED_ATTR, tuning_passes
 
 logger = logging.getLogger(__name__)
 
@@ -126,11 +127,11 @@ def tune_model(
 
     with preset.target, tvm.transform.PassContext(opt_level=3):
         mod, _ = rewritten_module(model, preset)
-        mod = tvm.transform.Sequential(tuning_passes())(mod)
+        mod = tvm.transform.Sequential(tuning_passes(preset.target))(mod)
         tasks = [
             task
             for task in ms.relax_integration.extract_tasks(mod, preset.target)
-            if not task.mod.attrs or not task.mod.attrs.get("tirx.is_scheduled", False)
+            if not task.mod.attrs or not task.mod.attrs.get(SCHEDULED_ATTR, False)
         ]
     if not tasks:
         raise CompileError(f"{model.source}: no kernels to tune")
@@ -345,7 +346,7 @@ def _measure_rule(rules, kernel_mod, preset, builder, runner, database, workload
 
 
 def _search(
-    task, kernel_mod, search_target, remaining, previous, trials, label, logs,
+    task, kernel_mod, search_target, remaining, done, trials, label, logs,
     builder, runner, database, cost_model,
 ) -> None:  # fmt: skip
     _import_tensor_intrinsics()
@@ -358,7 +359,7 @@ def _search(
         logger=ms.logging.get_loggers_from_work_dir(logs, [task.task_name])[0],
         num_threads=_cores(),
     ).clone()
-    progress = _Progress(label, previous, trials)
+    progress = _Progress(label, done, trials)
     try:
         ms.tune.tune_tasks(
             tasks=[context],
@@ -373,8 +374,6 @@ def _search(
             measure_callbacks=[*ms.measure_callback.MeasureCallback.create("default"), progress],
         )
     except TvmPruneError:
-        raise
-    except KeyboardInterrupt:
         raise
     except Exception as exc:
         raise CompileError(f"{label}: tuning failed: {tvm_error_line(exc)}") from exc

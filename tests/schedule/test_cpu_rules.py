@@ -473,7 +473,7 @@ def test_report_counts_fallbacks_without_rules(conv_model):
 def test_target_parameters():
     host = cpu.cpu_params(resolve_target("host").target)
     arm = cpu.cpu_params(resolve_target("aarch64-linux").target)
-    assert (arm.vector_bits, arm.vector_registers, arm.cores) == (128, 32, 4)
+    assert (arm.vector_bits, arm.vector_registers) == (128, 32)
     assert arm.lanes("float32") == 4
     assert host.vector_bits in (128, 256, 512)
     assert host.lanes("float32") == host.vector_bits // 32
@@ -505,7 +505,7 @@ def test_register_block_fits_the_register_file(preset):
 
 
 def test_register_block_shapes():
-    avx2 = cpu.CpuParams(vector_bits=256, vector_registers=16, cores=2, l1d_bytes=32 * 1024)
+    avx2 = cpu.CpuParams(vector_bits=256, vector_registers=16, l1d_bytes=32 * 1024)
     neon = cpu.cpu_params(resolve_target("aarch64-linux").target)
     # 3x3 conv, 64 output channels, 56 wide: 2 weight vectors x 4 pixels share 6 broadcasts
     assert register_block(64 // 8, 56, 3, avx2) == (2, 4)
@@ -534,7 +534,7 @@ def _window_info(channels, size, window=3, reads=2):
 
 
 def test_window_tile_shapes():
-    avx2 = cpu.CpuParams(vector_bits=256, vector_registers=16, cores=2, l1d_bytes=32 * 1024)
+    avx2 = cpu.CpuParams(vector_bits=256, vector_registers=16, l1d_bytes=32 * 1024)
     # 56 wide: 4 rows of one vector (4 accumulators + 9 weights fit AVX2's 16), not 1 x 7
     assert window_tile(_window_info(144, 56), avx2) == (8, 1, 4)
     assert window_tile(_window_info(192, 28), avx2) == (4, 1, 4)

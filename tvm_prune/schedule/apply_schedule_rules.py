@@ -16,6 +16,8 @@ import tvm
 from tvm import s_tir, tirx
 from tvm.s_tir import dlight as dl
 
+from ..errors import tvm_error_line
+
 logger = logging.getLogger(__name__)
 
 SCHEDULED_ATTR = "tirx.is_scheduled"
@@ -89,7 +91,7 @@ def first_match(rules, name: str, func: tirx.PrimFunc, target):
                 "%s failed on %s (%s); trying the next rule",
                 _rule_name(rule),
                 name,
-                str(exc).strip().splitlines()[-1][:200] if str(exc) else exc,
+                tvm_error_line(exc),
             )
             continue
         if space is None:

@@ -29,7 +29,7 @@ _SETS = {
     "cpu": _cpu_rules,
     "arm_cpu": _cpu_rules,
     "mali": lambda: mali.rules(),
-    # HVX is programmed like a CPU's vector unit, 128-byte vectors (see cpu.base.cpu_params);
+    # HVX is programmed like a CPU's vector unit, 64- or 128-byte vectors (cpu.base.cpu_params);
     # int8 dense gets the vrmpy instruction first.
     "hexagon": lambda: (
         hexagon.VrmpyDense(),

@@ -44,6 +44,7 @@ from ..relax_rewrite import (
     static_shape,
     use_counts,
 )
+from ..schedule.apply_schedule_rules import SCHEDULED_ATTR
 from .upsample_kernel import NotAStencil, Stencil1D, stencil_from_transposed_conv
 
 CONV_TRANSPOSE_OP = "relax.nn.conv2d_transpose"
@@ -244,7 +245,7 @@ def _upsample_func(
             sch.loop_partition(p, [*parts[:-1], None])
     func = sch.mod["main"].without_attr("global_symbol")
     if not on_gpu:
-        func = func.with_attr("tirx.is_scheduled", True)
+        func = func.with_attr(SCHEDULED_ATTR, True)
     # Opaque to FuseOps: fusing would re-derive the loops and drop this schedule.
     return func.with_attr("op_pattern", OPAQUE_PATTERN)
 

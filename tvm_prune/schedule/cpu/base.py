@@ -1,8 +1,10 @@
-"""What CPU rules read from the target: vector lanes, vector registers, cores, L1 data cache.
+"""What CPU rules read from the target: vector lanes, vector registers, L1 data cache.
 
-Everything comes from the target (its ``mtriple``, ``mcpu``/``mattr`` features and
-``num-cores``; the L1 size from ``mcpu``, or from the kernel's cache description when the target
-is this machine), so the x86 host and the Arm presets share one rule family with different numbers.
+Everything comes from the target (its ``mtriple``, ``mcpu``/``mattr`` features; the L1 size from
+``mcpu``, or from the kernel's cache description when the target is this machine), so the x86
+host and the Arm presets share one rule family with different numbers. The core count is not a
+tiling parameter: kernels mark their outer loops parallel and TVM's thread pool spreads them
+over the cores the device has (``num-cores`` is read by tuning, for MetaSchedule's search).
 LLVM's own ``llvm_get_vector_width`` is not used: it answers 512 for AVX2-only Zen 3. x86 is
 tiled for 256-bit vectors and 16 registers, AVX-512 included (see ``cpu_params``).
 """
@@ -11,7 +13,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,13 +22,17 @@ from tvm.s_tir import dlight as dl
 logger = logging.getLogger(__name__)
 
 
+# The block attribute MetaSchedule uses for weight repacking: ``SplitLayoutRewritePreproc``
+# moves such a block out of its kernel, and ``FoldConstant`` applies it to the weights once.
+PREPROC_ATTR = "meta_schedule.layout_rewrite_preproc"
+
+
 @dataclass(frozen=True)
 class CpuParams:
     """Numbers a CPU rule tiles with."""
 
     vector_bits: int
     vector_registers: int
-    cores: int
     l1d_bytes: int
 
     def lanes(self, dtype: str) -> int:
@@ -48,23 +53,19 @@ class CpuParams:
 # 2 x 8 conv tiles of NEON's 32, and the Winograd GEMM's 4 x 7 tile of 28 accumulators made 190
 # vector stack accesses in its FMA loop. Tiled for AVX-512's 32 registers, that GEMM tile (4 x 7
 # zmm, 1000 stack accesses in its FMA loop) ran ResNet-18-shaped at 2.6x ORT's time instead of
-# 0.74x (Zen 4).
+# 0.74x (Zen 4). A matrix-vector product's column tile is the exception (``Matmul``): one
+# broadcast feeds all its accumulators, so it may use every register but four.
 MAX_ACCUMULATORS = 12
 
 
 def cpu_params(target: tvm.target.Target) -> CpuParams:
-    """Vector width and register count from the target's features, cores from ``num-cores``."""
+    """Vector width and register count from the target's features, L1 from its CPU."""
     if target.kind.name == "hexagon":
         # HVX: 32 vector registers of 64 or 128 bytes; the DSP's hardware threads are used
         # through the TVM Hexagon runtime's parallel launch.
         mattr = list(target.attrs.get("mattr", []))
         bits = 512 if "+hvx-length64b" in mattr else 1024
-        return CpuParams(
-            vector_bits=bits,
-            vector_registers=32,
-            cores=int(target.attrs.get("num-cores", 1)),
-            l1d_bytes=DEFAULT_L1D_BYTES,
-        )
+        return CpuParams(vector_bits=bits, vector_registers=32, l1d_bytes=DEFAULT_L1D_BYTES)
     features = set(tvm.target.codegen.llvm_get_cpu_features(target))
     triple = str(target.attrs.get("mtriple", ""))
     if "avx2" in features or "avx" in features:
@@ -79,13 +80,7 @@ def cpu_params(target: tvm.target.Target) -> CpuParams:
         bits, registers = 128, 32
     else:
         bits, registers = 128, 16
-    cores = target.attrs.get("num-cores")
-    return CpuParams(
-        vector_bits=bits,
-        vector_registers=registers,
-        cores=int(cores or os.cpu_count() or 1),
-        l1d_bytes=_l1d_bytes(target),
-    )
+    return CpuParams(vector_bits=bits, vector_registers=registers, l1d_bytes=_l1d_bytes(target))
 
 
 # L1 data cache per core of the Arm cores presets name (Arm's technical reference manuals; the
@@ -150,6 +145,11 @@ class CpuScheduleRule(dl.ScheduleRule):
         return target.kind.name in ("llvm", "hexagon")
 
 
-def not_mine(rule: str, func_name: str, reason: str) -> None:
+def func_name(func) -> str:
+    """A PrimFunc's ``global_symbol`` (the kernel's name in logs), or ""."""
+    return str(func.attrs.get("global_symbol", "")) if func.attrs else ""
+
+
+def not_mine(rule: str, kernel: str, reason: str) -> None:
     """Log at debug level why a rule does not apply; returns None for ``return not_mine()``."""
-    logger.debug("%s: skips %s: %s", rule, func_name, reason)
+    logger.debug("%s: skips %s: %s", rule, kernel, reason)

@@ -19,11 +19,9 @@ import math
 from tvm import s_tir, tirx
 from tvm.tirx import IndexMap
 
-from .base import CpuParams
+from .base import PREPROC_ATTR, CpuParams
 from .tiling import (
     ReductionInfo,
-    _extent,
-    _realize_of,
     analyse_reduction,
     block_work,
     blocks_of,
@@ -31,13 +29,15 @@ from .tiling import (
     has_if_then_else,
     inline_around,
     is_reduction_block,
+    loop_extent,
     parallel_if_worth,
+    realize_of,
     schedule_injective_block,
     single_epilogue,
+    uses_var,
     width_stride,
 )
 
-PREPROC_ATTR = "meta_schedule.layout_rewrite_preproc"
 FLOAT32_BYTES = 4
 MIN_POINTWISE_CHANNEL_BLOCK = 16
 
@@ -51,15 +51,9 @@ def weight_read_index(sch: s_tir.Schedule, info: ReductionInfo) -> int | None:
         if region.source.same_as(stmt.writes[0].source):
             continue
         first = region.region[0].min
-        if first.same_as(reuse_var) and not _mentions(region, vector_var):
+        if first.same_as(reuse_var) and not uses_var(region, vector_var):
             return index
     return None
-
-
-def _mentions(region, var) -> bool:
-    return any(
-        any(v.same_as(var) for v in tirx.analysis.undefined_vars(r.min)) for r in region.region
-    )
 
 
 def applies(sch: s_tir.Schedule, info: ReductionInfo, params: CpuParams) -> bool:
@@ -79,8 +73,8 @@ def schedule_channel_vectors(sch: s_tir.Schedule, info: ReductionInfo, params: C
     # tile counted with the stride won (7 x 7 / 2 stem, 2 x 4: 15% faster than 1 x 8). A 3 x 3
     # window is unrolled whole, and its stride-1 count's pick stays: for 128 -> 256 3 x 3 / 2
     # at 14 the stride count picked 4 x 2, 7-9% slower than 1 x 7 (one and two threads).
-    window = info.extents[info.reduction[-1]]
-    stride = width_stride(sch, info) if window > 3 else 1
+    row_taps = info.extents[info.reduction[-1]]
+    stride = width_stride(sch, info) if row_taps > 3 else 1
     inline_around(sch, info.block)
     epilogue = single_epilogue(sch, info.block)
     # A pointwise conv whose input overflows L1 runs over all its pixels at once (rows and
@@ -93,21 +87,21 @@ def schedule_channel_vectors(sch: s_tir.Schedule, info: ReductionInfo, params: C
     )
     if pointwise_block:
         info = _flatten_pixels(sch, info, epilogue)
-    pixels = info.extents[info.vector_axis]
+    row_pixels = info.extents[info.vector_axis]
     # A flattened pixel axis takes tiles that leave a remainder (49 pixels: 8 tiles of 6 and
     # one tail pixel), split off below so the full tiles carry no bounds check by construction
     # (LLVM also unswitches the guard out of the channel loop today: same speed either way).
-    vectors, width = register_block(
+    vectors, tile_pixels = register_block(
         info.extents[info.reuse_axis] // lanes,
-        pixels,
-        window,
+        row_pixels,
+        row_taps,
         params,
         tail=bool(pointwise_block),
         stride=stride,
     )
     main = info.block
     block = vectors * lanes
-    # Repack the weights: [K, C, R, S] -> [K / lanes, C, R, S, lanes].
+    # Repack the weights: [K, C, R, S] -> [K / block, C, R, S, block].
     packed = sch.cache_read(main, weight_read_index(sch, info), "global")
     sch.annotate(packed, PREPROC_ATTR, True)
     sch.transform_layout(
@@ -120,7 +114,7 @@ def schedule_channel_vectors(sch: s_tir.Schedule, info: ReductionInfo, params: C
     outer = []
     for i in info.spatial:
         if i == info.vector_axis:
-            w_outer, w_tile = sch.split(loops[i], [None, width])
+            w_outer, w_tile = sch.split(loops[i], [None, tile_pixels])
             outer.append(w_outer)
         elif i == info.reuse_axis:
             k_outer, k_vectors, k_lanes = sch.split(loops[i], [None, vectors, lanes])
@@ -161,9 +155,9 @@ def schedule_channel_vectors(sch: s_tir.Schedule, info: ReductionInfo, params: C
     if window and _product(sch, window) <= 9:
         for loop in window:
             sch.unroll(loop)
-    elif window and _extent(sch, window[-1]) <= 7:
+    elif window and loop_extent(sch, window[-1]) <= 7:
         sch.unroll(window[-1])
-    # The accumulator tile [width, lanes] is contiguous in the lanes.
+    # The accumulator tile [tile_pixels, lanes] is contiguous in the lanes.
     sch.transform_layout(
         main,
         ("write", 0),
@@ -179,8 +173,8 @@ def schedule_channel_vectors(sch: s_tir.Schedule, info: ReductionInfo, params: C
         _vectorize_epilogue_channels(sch, epilogue, fused, info.reuse_axis, lanes)
     init = sch.decompose_reduction(main, red[0])
     sch.vectorize(sch.get_loops(init)[-1])
-    if pixels % width:
-        sch.loop_partition(w_outer, [pixels // width, None])
+    if row_pixels % tile_pixels:
+        sch.loop_partition(w_outer, [row_pixels // tile_pixels, None])
     for block in blocks_of(sch):
         if sch.get(block).same_as(sch.get(packed)):
             parallel_if_worth(sch, sch.get_loops(block)[0], block_work(sch, block))
@@ -242,12 +236,12 @@ def _row_inputs(pixels: int, window: int, stride: int) -> int:
 def _input_channel_block(sch, info: ReductionInfo, red, k_outer, l1d_bytes: int) -> int | None:
     """Input channels per block when one output-channel block covers the conv and the input
     rows an output row reads (``C x R x W``) overflow L1; None otherwise."""
-    if _extent(sch, k_outer) != 1 or len(red) < 2:
+    if loop_extent(sch, k_outer) != 1 or len(red) < 2:
         return None
-    channels = _extent(sch, red[0])
+    channels = loop_extent(sch, red[0])
     row_bytes = (
         _product(sch, red[1:-1])
-        * (info.extents[info.vector_axis] + _extent(sch, red[-1]) - 1)
+        * (info.extents[info.vector_axis] + loop_extent(sch, red[-1]) - 1)
         * FLOAT32_BYTES
     )
     if channels * row_bytes <= l1d_bytes:
@@ -329,7 +323,7 @@ def _weights_dominate(sch: s_tir.Schedule, info: ReductionInfo, weight_index: in
 def _product(sch, loops) -> int:
     result = 1
     for loop in loops:
-        result *= _extent(sch, loop)
+        result *= loop_extent(sch, loop)
     return result
 
 
@@ -346,13 +340,13 @@ def _vectorize_epilogue_channels(
     stmt = sch.get(epilogue)
     channel = stmt.writes[0].region[channel_axis].min
     position = next(i for i, iv in enumerate(stmt.iter_vars) if iv.var.same_as(channel))
-    channel_vars = tirx.analysis.undefined_vars(_realize_of(sch, epilogue).iter_values[position])
+    channel_vars = tirx.analysis.undefined_vars(realize_of(sch, epilogue).iter_values[position])
     channel_loops = [
         loop
         for loop in loops[under:]
         if any(var.same_as(sch.get(loop).loop_var) for var in channel_vars)
     ]
-    if len(channel_loops) != 1 or _extent(sch, channel_loops[0]) % lanes:
+    if len(channel_loops) != 1 or loop_extent(sch, channel_loops[0]) % lanes:
         return
     others = [
         loop for loop in loops[under:] if not sch.get(loop).same_as(sch.get(channel_loops[0]))

@@ -8,14 +8,16 @@ from tvm import s_tir, tirx
 from tvm.target import Target
 
 from . import channel_vectors
-from .base import CpuParams, CpuScheduleRule, cpu_params, not_mine
+from .base import CpuParams, CpuScheduleRule, cpu_params, func_name, not_mine
 from .tiling import ReductionInfo, analyse_reduction, schedule_output_tiles
 
 
 class Conv2d(CpuScheduleRule):
     """Recognised by structure: two inputs, four spatial output axes, two or more reduction axes
-    (``rc, ry, rx`` or ``ry, rx`` for depthwise). Vectorised along output width, register tiled
-    along output channels when the input does not depend on them (not depthwise).
+    (``rc, ry, rx`` or ``ry, rx`` for depthwise). Output channels that fill whole vectors go in
+    the vector lanes (:mod:`.channel_vectors`, the NCHWc recipe inside one kernel); otherwise,
+    and for pointwise convs with few input channels, the output row is vectorised and the output
+    channels register tiled (:func:`.tiling.schedule_output_tiles`).
     """
 
     name = "Conv2d"
@@ -24,11 +26,11 @@ class Conv2d(CpuScheduleRule):
         sch = s_tir.Schedule(func)
         info, reason = analyse_reduction(sch)
         if info is None:
-            return not_mine(self.name, _name(func), reason)
+            return not_mine(self.name, func_name(func), reason)
         if not (info.reads == 2 and len(info.spatial) == 4 and len(info.reduction) >= 2):
             return not_mine(
                 self.name,
-                _name(func),
+                func_name(func),
                 "not a conv: needs 2 inputs, 4 spatial, >= 2 reduction axes",
             )
         params = cpu_params(target)
@@ -56,7 +58,3 @@ def _few_channel_pointwise(info: ReductionInfo, params: CpuParams) -> bool:
         and all(extent == 1 for extent in reduction[1:])
         and info.extents[info.vector_axis] % (2 * lanes) == 0
     )
-
-
-def _name(func: tirx.PrimFunc) -> str:
-    return str(func.attrs.get("global_symbol", "")) if func.attrs else ""

@@ -30,7 +30,7 @@ import tvm
 from tvm import s_tir, tirx
 from tvm.target import Target
 
-from .base import CpuParams, CpuScheduleRule, cpu_params, not_mine
+from .base import CpuParams, CpuScheduleRule, cpu_params, func_name, not_mine
 from .tiling import (
     ReductionInfo,
     analyse_reduction,
@@ -38,8 +38,8 @@ from .tiling import (
     divisors,
     has_if_then_else,
     inline_around,
+    largest_divisor_at_most,
     parallel_if_worth,
-    register_tile,
     single_epilogue,
     vector_tile,
     width_stride,
@@ -77,7 +77,7 @@ class DepthwiseConv2d(CpuScheduleRule):
     def apply(self, func: tirx.PrimFunc, target: Target, tunable: bool) -> s_tir.Schedule | None:
         sch = s_tir.Schedule(func)
         info, reason = analyse_reduction(sch)
-        name = str(func.attrs.get("global_symbol", "")) if func.attrs else ""
+        name = func_name(func)
         if info is None:
             return not_mine(self.name, name, reason)
         window = [i for i in info.reduction if info.extents[i] > 1]
@@ -93,8 +93,8 @@ class DepthwiseConv2d(CpuScheduleRule):
         params = cpu_params(target)
         width = info.extents[info.spatial[-1]]
         if vector_tile(width, params.lanes(info.dtype), 2) == 1:
-            # A prime width above two vectors (29) has no vector tile: Conv2d's schedule
-            # vectorises along the channels instead.
+            # A prime width above two vectors (29) has no vector tile here: Conv2d's output-tile
+            # recipe takes the conv and vectorises the whole 29-wide row.
             return not_mine(self.name, name, f"output width {width} has no vector tile")
         schedule_channel_window(sch, info, params)
         return sch
@@ -126,7 +126,7 @@ def schedule_channel_window(sch: s_tir.Schedule, info: ReductionInfo, params: Cp
     epilogue = single_epilogue(sch, main)
 
     loops = sch.get_loops(main)
-    band = register_tile(height // rows, max(1, BAND_ROWS // rows))
+    band = largest_divisor_at_most(height // rows, max(1, BAND_ROWS // rows))
     # A band's padded copy spans as many register tiles along the width as half of L1 holds:
     # it then copies whole input rows (one 16-wide tile of a 112-wide map copied 18-float row
     # pieces, re-read 2 halo columns per 16, and ran 2x slower on inputs coming from L3).
@@ -134,7 +134,7 @@ def schedule_channel_window(sch: s_tir.Schedule, info: ReductionInfo, params: Cp
     input_rows = stride * band * rows + info.extents[info.reduction[-2]]
     element_bytes = tvm.runtime.DataType(info.dtype).bits // 8
     tile_bytes = input_rows * stride * tile_width * element_bytes
-    strip = register_tile(width // tile_width, params.l1d_bytes // 2 // tile_bytes)
+    strip = largest_divisor_at_most(width // tile_width, params.l1d_bytes // 2 // tile_bytes)
     h_outer, h_band, h_tile = sch.split(loops[height_axis], [None, band, rows])
     w_outer, w_strip, w_vectors, w_lanes = sch.split(loops[width_axis], [None, strip, vectors, vec])
     outer = [loops[i] for i in info.spatial[:-2]]
@@ -175,7 +175,7 @@ def _channel_group(info: ReductionInfo) -> int:
     """Channels per parallel iteration for a map that is one register tile: the largest
     divisor of the channel count up to ``CHANNELS_PER_TILE``."""
     channels = info.extents[info.spatial[-3]]
-    return register_tile(channels, CHANNELS_PER_TILE)
+    return largest_divisor_at_most(channels, CHANNELS_PER_TILE)
 
 
 def window_tile(info: ReductionInfo, params: CpuParams) -> tuple[int, int, int]:

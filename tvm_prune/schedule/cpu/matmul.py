@@ -5,8 +5,7 @@ from __future__ import annotations
 from tvm import s_tir, tirx
 from tvm.target import Target
 
-from .base import CpuScheduleRule, cpu_params, not_mine
-from .channel_vectors import PREPROC_ATTR
+from .base import PREPROC_ATTR, CpuScheduleRule, cpu_params, func_name, not_mine
 from .tiling import (
     ReductionInfo,
     analyse_reduction,
@@ -37,10 +36,10 @@ class Matmul(CpuScheduleRule):
         sch = s_tir.Schedule(func)
         info, reason = analyse_reduction(sch)
         if info is None:
-            return not_mine(self.name, _name(func), reason)
+            return not_mine(self.name, func_name(func), reason)
         if not (info.reads == 2 and len(info.reduction) == 1):
             return not_mine(
-                self.name, _name(func), "not a matmul: needs 2 inputs and 1 reduction axis"
+                self.name, func_name(func), "not a matmul: needs 2 inputs and 1 reduction axis"
             )
         params = cpu_params(target)
         if info.reuse_axis is None:
@@ -83,8 +82,6 @@ def _pack_streamed_columns(sch: s_tir.Schedule, info: ReductionInfo, columns: in
 
 def _panel_rows(sch: s_tir.Schedule, info: ReductionInfo) -> int | None:
     """``p`` when an input's last index is ``i % p`` of the reuse axis ``i``, else None."""
-    if info.reuse_axis is None:
-        return None
     block = sch.get(info.block)
     row = block.iter_vars[info.reuse_axis].var
     for region in block.reads:
@@ -97,7 +94,3 @@ def _panel_rows(sch: s_tir.Schedule, info: ReductionInfo) -> int | None:
         ):
             return int(last.b)
     return None
-
-
-def _name(func: tirx.PrimFunc) -> str:
-    return str(func.attrs.get("global_symbol", "")) if func.attrs else ""

@@ -7,7 +7,7 @@ import math
 from tvm import s_tir, tirx
 from tvm.target import Target
 
-from .base import CpuParams, CpuScheduleRule, cpu_params, not_mine
+from .base import CpuParams, CpuScheduleRule, cpu_params, func_name, not_mine
 from .depthwise import schedule_channel_window
 from .tiling import (
     ReductionInfo,
@@ -39,9 +39,9 @@ class Pool(CpuScheduleRule):
         sch = s_tir.Schedule(func)
         info, reason = analyse_reduction(sch)
         if info is None:
-            return not_mine(self.name, _name(func), reason)
+            return not_mine(self.name, func_name(func), reason)
         if not (info.reads == 1):
-            return not_mine(self.name, _name(func), "not a pool: needs exactly 1 input")
+            return not_mine(self.name, func_name(func), "not a pool: needs exactly 1 input")
         params = cpu_params(target)
         lanes = params.lanes(info.dtype)
         if _is_row_window(info, lanes):
@@ -100,7 +100,3 @@ def _schedule_plane_reduction(
         sch.reverse_compute_at(epilogue, fused)
     init = sch.decompose_reduction(partial, plane_outer)
     sch.vectorize(sch.get_loops(init)[-1])
-
-
-def _name(func: tirx.PrimFunc) -> str:
-    return str(func.attrs.get("global_symbol", "")) if func.attrs else ""

@@ -85,13 +85,13 @@ def analyse_reduction(sch: s_tir.Schedule) -> tuple[ReductionInfo | None, str]:
     if vector_axis is None:
         return None, "the output's last index is not a spatial iterator"
     inputs = [r for r in stmt.reads if not r.source.same_as(write.source)]
-    streamed = [r for r in inputs if _uses(r, vars_[vector_axis])]
+    streamed = [r for r in inputs if uses_var(r, vars_[vector_axis])]
     reuse_axis = None
     best = 1
     for i in spatial:
         if i == vector_axis or extents[i] <= best:
             continue
-        if streamed and not all(_uses(r, vars_[i]) for r in streamed):
+        if streamed and not all(uses_var(r, vars_[i]) for r in streamed):
             reuse_axis, best = i, extents[i]
     return (
         ReductionInfo(
@@ -109,7 +109,7 @@ def analyse_reduction(sch: s_tir.Schedule) -> tuple[ReductionInfo | None, str]:
 
 
 def _block_bindings(sch, block):
-    realize = _realize_of(sch, block)
+    realize = realize_of(sch, block)
     loops = [sch.get(loop).loop_var for loop in sch.get_loops(block)]
     if realize is None or len(realize.iter_values) != len(loops):
         return None
@@ -119,7 +119,7 @@ def _block_bindings(sch, block):
     return realize
 
 
-def _realize_of(sch, block):
+def realize_of(sch, block):
     loops = sch.get_loops(block)
     body = sch.get(loops[-1]).body if loops else None
     target = sch.get(block)
@@ -128,7 +128,7 @@ def _realize_of(sch, block):
     return None
 
 
-def _uses(region, var) -> bool:
+def uses_var(region, var) -> bool:
     return any(
         any(v.same_as(var) for v in tirx.analysis.undefined_vars(r.min)) for r in region.region
     )
@@ -159,7 +159,7 @@ def vector_tile(extent: int, lanes: int, max_vectors: int) -> int:
     return max(candidates, key=lambda d: (lanes_per_instruction(d), d))
 
 
-def register_tile(extent: int, limit: int) -> int:
+def largest_divisor_at_most(extent: int, limit: int) -> int:
     """The largest divisor of ``extent`` not above ``limit``."""
     return max(d for d in divisors(extent) if d <= max(1, limit))
 
@@ -269,7 +269,7 @@ def _partition(sch: s_tir.Schedule, loop, before: int, after: int):
     """Split ``before`` and ``after`` iterations off ``loop``; the middle loop."""
     if not (before or after):
         return loop
-    middle = _extent(sch, loop) - before - after  # the input's extent: never empty
+    middle = loop_extent(sch, loop) - before - after  # the input's extent: never empty
     factors = ([before] if before else []) + ([middle, None] if after else [None])
     return sch.loop_partition(loop, factors)[1 if before else 0]
 
@@ -283,11 +283,11 @@ MIN_PARALLEL_WORK = 1 << 19
 
 def block_work(sch: s_tir.Schedule, block) -> int:
     """Iterations of all loops around ``block``."""
-    return math.prod(_extent(sch, loop) for loop in sch.get_loops(block))
+    return math.prod(loop_extent(sch, loop) for loop in sch.get_loops(block))
 
 
 def parallel_if_worth(sch: s_tir.Schedule, loop, work: int) -> None:
-    if work >= MIN_PARALLEL_WORK and _extent(sch, loop) > 1:
+    if work >= MIN_PARALLEL_WORK and loop_extent(sch, loop) > 1:
         sch.parallel(loop)
 
 
@@ -302,7 +302,7 @@ def _reduction_chunk(info: ReductionInfo, vec: int, reg: int, l1d_bytes: int) ->
     return None if chunk == channels or chunk < 4 else chunk
 
 
-def _extent(sch, loop) -> int:
+def loop_extent(sch, loop) -> int:
     return int(sch.get(loop).extent)
 
 
@@ -330,7 +330,8 @@ def schedule_output_tiles(
     else:
         vec = vector_tile(info.extents[info.vector_axis], lanes, max_vectors)
         vectors = math.ceil(vec / lanes)  # registers per row, however LLVM splits the loads
-        reg = register_tile(info.extents[info.reuse_axis], accumulators // vectors) if reuse else 1
+        reuse_extent = info.extents[info.reuse_axis] if reuse else 1
+        reg = largest_divisor_at_most(reuse_extent, accumulators // vectors)
 
     inline_around(sch, main)
     epilogue = single_epilogue(sch, main)
@@ -374,7 +375,7 @@ def schedule_output_tiles(
     sch.vectorize(vec_loop)
     # Kernel window loops (all reduction loops but the channel one) unrolled when small.
     window = red[1:]
-    if window and math.prod(_extent(sch, loop) for loop in window) <= 49:
+    if window and math.prod(loop_extent(sch, loop) for loop in window) <= 49:
         for loop in window:
             sch.unroll(loop)
     if epilogue is not None:

@@ -36,6 +36,7 @@ from .tiling import (
     blocks_of,
     has_if_then_else,
     inline_block,
+    loop_extent,
     parallel_if_worth,
     schedule_injective_block,
     vector_tile,
@@ -90,8 +91,8 @@ class WinogradTransform(CpuScheduleRule):
 
 def _schedule_input(sch: s_tir.Schedule, block, tiles, first_pass, lanes: int) -> None:
     position, channel, tile_row, tile_col = sch.get_loops(block)
-    alpha = math.isqrt(_extent(sch, position))
-    vec = vector_tile(_extent(sch, tile_col), lanes, 1)
+    alpha = math.isqrt(loop_extent(sch, position))
+    vec = vector_tile(loop_extent(sch, tile_col), lanes, 1)
     col_block, col_lanes = sch.split(tile_col, [None, vec])
     row_position, col_position = sch.split(position, [alpha, alpha])
     sch.reorder(channel, tile_row, col_block, row_position, col_position, col_lanes)
@@ -115,7 +116,7 @@ def _schedule_output(sch: s_tir.Schedule, block, first_pass, lanes: int) -> None
     tile_col, v = sch.split(col, [None, tile])
     # The image's tiles per row (14 for 56 wide), not a padded count: up to two vectors, so
     # 14 is one 8 + 4 + 2 piece rather than seven 2-lane vectors.
-    vec = vector_tile(_extent(sch, tile_col), lanes, 2)
+    vec = vector_tile(loop_extent(sch, tile_col), lanes, 2)
     col_block, col_lanes = sch.split(tile_col, [None, vec])
     sch.reorder(image, channel, tile_row, col_block, u, v, col_lanes)
     work = _transform_work(sch, block, tile + KERNEL - 1)
@@ -142,10 +143,6 @@ def _gather_tiles(sch: s_tir.Schedule, gathered, loop, lanes_last, positions_cou
     if len(inner) > positions_count:
         sch.reorder(*positions, inner[0])
         sch.vectorize(inner[0])
-
-
-def _extent(sch: s_tir.Schedule, loop) -> int:
-    return int(sch.get(loop).extent)
 
 
 def _transform_work(sch: s_tir.Schedule, block, alpha: int) -> int:

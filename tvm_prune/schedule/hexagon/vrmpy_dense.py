@@ -16,12 +16,11 @@ from tvm import s_tir, tirx
 from tvm.s_tir import dlight as dl
 from tvm.target import Target
 
+from ..cpu.base import PREPROC_ATTR
 from ..cpu.tiling import blocks_of
 from .vrmpy_intrin import DEPTH, LANES, vrmpy_intrin
 
 logger = logging.getLogger(__name__)
-
-PREPROC_ATTR = "meta_schedule.layout_rewrite_preproc"
 
 
 class VrmpyDense(dl.ScheduleRule):

@@ -37,7 +37,3 @@ class MaliScheduleRule(dl.ScheduleRule):
 
     def is_target_available(self, target: tvm.target.Target) -> bool:
         return target.kind.name == "opencl" and "mali" in target.keys
-
-
-def func_name(func) -> str:
-    return str(func.attrs.get("global_symbol", "")) if func.attrs else ""

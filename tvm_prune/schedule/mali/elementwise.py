@@ -6,9 +6,9 @@ from __future__ import annotations
 from tvm import s_tir, tirx
 from tvm.target import Target
 
-from ..cpu.base import not_mine
+from ..cpu.base import func_name, not_mine
 from ..cpu.tiling import blocks_of, is_reduction_block
-from .base import MaliScheduleRule, func_name, mali_params
+from .base import MaliScheduleRule, mali_params
 from .tiling import bind_spatial_block
 
 

@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import math
 
-from tvm import s_tir, tirx
+from tvm import s_tir
 
-from ..cpu.tiling import ReductionInfo, blocks_of, is_reduction_block
+from ..cpu.tiling import ReductionInfo, blocks_of, is_reduction_block, uses_var
 from .base import VECTOR, MaliParams
 
 
@@ -181,7 +181,7 @@ def _stage_input_rows(sch: s_tir.Schedule, info: ReductionInfo, red: list):
         (
             i
             for i, region in enumerate(stmt.reads)
-            if not region.source.same_as(written) and _indexed_by(region, along)
+            if not region.source.same_as(written) and uses_var(region, along)
         ),
         None,
     )
@@ -190,9 +190,3 @@ def _stage_input_rows(sch: s_tir.Schedule, info: ReductionInfo, red: list):
     rows = sch.cache_read(info.block, index, "local")
     sch.compute_at(rows, red[-2], preserve_unit_loops=True)
     return rows
-
-
-def _indexed_by(region, var) -> bool:
-    return any(
-        any(v.same_as(var) for v in tirx.analysis.undefined_vars(r.min)) for r in region.region
-    )

@@ -153,10 +153,10 @@ def check_inputs(
     specs: tuple[TensorSpec, ...], inputs: Mapping[str, np.ndarray]
 ) -> list[np.ndarray]:
     """The inputs in signature order, or a :class:`RunError` naming the first mismatch."""
-    expected = [spec.name for spec in specs]
-    missing = [name for name in expected if name not in inputs]
-    unknown = sorted(set(inputs) - set(expected))
-    if missing or unknown:
+    if len(inputs) != len(specs) or not all(spec.name in inputs for spec in specs):
+        expected = [spec.name for spec in specs]
+        missing = [name for name in expected if name not in inputs]
+        unknown = sorted(set(inputs) - set(expected))
         parts = []
         if missing:
             parts.append(f"missing input(s) {', '.join(missing)}")
@@ -170,7 +170,8 @@ def check_inputs(
             raise RunError(
                 f"input '{spec.name}': shape {list(array.shape)} given, {list(spec.shape)} expected"
             )
-        if array.dtype.name != spec.dtype:
+        # Not ``dtype.name``: building that string took 1.9 us of a 23 us model's run.
+        if array.dtype != spec.dtype:
             raise RunError(f"input '{spec.name}': dtype {array.dtype} given, {spec.dtype} expected")
         arrays.append(np.ascontiguousarray(array))
     return arrays

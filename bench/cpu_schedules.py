@@ -9,7 +9,8 @@ zero-tuning rules, and with the tuning records of ``--tuned`` applied where they
 rules elsewhere; "applied" counts the kernels records took), all on the same input and measured
 in alternation so machine noise hits all of them (turns of at least 0.2 s, the first two runs
 of each turn not counted).
-Prints ratios to ORT, GFLOP/s (convolutions and matmuls counted from the ONNX graph)
+Prints ratios to ORT, GFLOP/s (convolutions and matmuls counted from the ONNX graph, as direct
+convolutions: Winograd convs multiply less, so a model of them can show more than 100 %)
 and the fraction of FP32 peak (cores x FMA units x lanes x 2 x clock, from /proc/cpuinfo).
 ``--profile N`` prints the N slowest kernels of the rules build, each also re-run at once on warm
 caches (``tvm_prune.testing.profile``).

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import argparse
 import gzip
 import io
 import json
+import re
 import tarfile
 
 import numpy as np
 import pytest
 
 import tvm_prune
+from tvm_prune.cli import arguments
 from tvm_prune.cli.main import main
 from tvm_prune.testing import models
 from tvm_prune.testing.ort import assert_outputs_close, run_ort
@@ -159,7 +162,7 @@ def test_dynamic_input_with_input_shapes(tmp_path):
 def test_compile_errors(tmp_path, matmul_model, capsys, make_args, message):
     out = tmp_path / "never.tar"
     assert main([*make_args(tmp_path, matmul_model), "-o", str(out)]) == 2
-    assert __import__("re").search(message, _error_line(capsys))
+    assert re.search(message, _error_line(capsys))
     assert not out.exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".never")]
 
@@ -274,3 +277,24 @@ def test_argparse_errors_exit_2(capsys):
         main(["compile", "m.onnx", "--input-shapes", "x:[a,b]"])
     assert exit_info.value.code == 2
     assert "dimensions [a,b] must be integers" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("parse", "text", "value_or_error"),
+    [
+        (arguments.positive_int, "3", 3),
+        (arguments.positive_int, "0", "0 must be at least 1"),
+        (arguments.non_negative_int, "0", 0),
+        (arguments.non_negative_int, "1.5", "'1.5' is not an integer"),
+        (arguments.non_negative_float, "nan", "nan must be >= 0"),
+        (arguments.fraction, "0.25", 0.25),
+        (arguments.fraction, "1", "1.0 must be between 0 and 1 (exclusive)"),
+        (arguments.fraction, "x", "'x' is not a number"),
+    ],
+)
+def test_number_options(parse, text, value_or_error):
+    if isinstance(value_or_error, str):
+        with pytest.raises(argparse.ArgumentTypeError, match=re.escape(value_or_error)):
+            parse(text)
+    else:
+        assert parse(text) == value_or_error

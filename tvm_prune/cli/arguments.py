@@ -59,45 +59,28 @@ def pass_names(text: str) -> list[str]:
     return names
 
 
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not an integer")
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
-    return value
+def _number(name: str, kind: type, noun: str, accepts, requirement: str):
+    """An argparse ``type``: ``text`` read as ``kind``, refused unless ``accepts(value)``."""
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"'{text}' is not {noun}") from None
+        if not accepts(value):  # NaN fails every bound
+            raise argparse.ArgumentTypeError(f"{value} must be {requirement}")
+        return value
+
+    parse.__name__ = name
+    return parse
 
 
-def fraction(text: str) -> float:
-    """A float strictly between 0 and 1."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a number")
-    if not 0.0 < value < 1.0:
-        raise argparse.ArgumentTypeError(f"{value} must be between 0 and 1 (exclusive)")
-    return value
-
-
-def non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not an integer")
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{value} must be >= 0")
-    return value
-
-
-def non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a number")
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{value} must be >= 0")
-    return value
+positive_int = _number("positive_int", int, "an integer", lambda v: v >= 1, "at least 1")
+non_negative_int = _number("non_negative_int", int, "an integer", lambda v: v >= 0, ">= 0")
+non_negative_float = _number("non_negative_float", float, "a number", lambda v: v >= 0, ">= 0")
+fraction = _number(
+    "fraction", float, "a number", lambda v: 0 < v < 1, "between 0 and 1 (exclusive)"
+)
 
 
 def add_rpc_options(parser: argparse.ArgumentParser, *, tracker_help: str) -> None:

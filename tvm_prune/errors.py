@@ -54,8 +54,12 @@ def first_line(exc: BaseException) -> str:
 
 
 def tvm_error_line(exc: BaseException) -> str:
-    """The useful line of a TVM error: its last line mentioning an error, after the C++ backtrace
-    TVM puts first (else its last line)."""
-    lines = [line for line in str(exc).splitlines() if line.strip()]
-    useful = [line for line in lines if "Error" in line or "error" in line] or lines
-    return useful[-1].strip()[:300] if useful else type(exc).__name__
+    """The useful line of a TVM error: the first one naming an error or a failed check, else the
+    first one, skipping backtrace lines (TVM's message may be followed by the IR it refers to)."""
+    lines = [
+        line.strip()
+        for line in str(exc).splitlines()
+        if line.strip() and not line.startswith((" ", "\t", "Traceback", "File "))
+    ]
+    flagged = [line for line in lines if "rror" in line or "Check failed" in line]
+    return (flagged or lines or [type(exc).__name__])[0][:300]

@@ -100,16 +100,17 @@ class Model:
         once with TVM's default build (8 s there) and run once; ``FoldConstant`` does the rest.
         """
         relax = tvm.relax
-        # The lift is skipped below opt level 1 like any optimisation pass, and this folding is
-        # part of every build (``compile -O 0`` included).
+        # A context of its own: this computes constants on the host, whatever the build's opt
+        # level and disabled passes (below opt level 1 the lift is skipped like any optimisation
+        # pass; without CallTIRRewrite the helper cannot be built).
         with tvm.transform.PassContext(opt_level=3):
             lifted = relax.transform.LiftTransformParams()(self.mod)
-        lift = lifted.get_global_var("main_transform_params")
-        helpers = {gv: f for gv, f in lifted.functions_items() if gv.name_hint != "main"}
-        vm = relax.VirtualMachine(tvm.compile(tvm.IRModule(helpers), target="llvm"), tvm.cpu())
-        weights = [tvm.runtime.tensor(np.ascontiguousarray(v)) for v in self.params.values()]
-        computed = vm[lift.name_hint](weights)
-        main = lifted["main"]
-        bind = dict(zip(main.params[len(self.inputs) :], computed, strict=True))
-        mod = tvm.IRModule({gv: f for gv, f in lifted.functions_items() if gv != lift})
-        return relax.transform.FoldConstant()(relax.transform.BindParams("main", bind)(mod))
+            lift = lifted.get_global_var("main_transform_params")
+            helpers = {gv: f for gv, f in lifted.functions_items() if gv.name_hint != "main"}
+            executable = tvm.compile(tvm.IRModule(helpers), target="llvm")
+            weights = [tvm.runtime.tensor(np.ascontiguousarray(v)) for v in self.params.values()]
+            computed = relax.VirtualMachine(executable, tvm.cpu())[lift.name_hint](weights)
+            main = lifted["main"]
+            bind = dict(zip(main.params[len(self.inputs) :], computed, strict=True))
+            mod = tvm.IRModule({gv: f for gv, f in lifted.functions_items() if gv != lift})
+            return relax.transform.FoldConstant()(relax.transform.BindParams("main", bind)(mod))

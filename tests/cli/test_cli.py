@@ -157,6 +157,10 @@ def test_dynamic_input_with_input_shapes(tmp_path):
         ),
         (lambda t, m: ["compile", str(t)], "is a directory, not a file"),
         (lambda t, m: ["compile", str(m), "--target", "nope"], "presets: .*host"),
+        (
+            lambda t, m: ["compile", str(m), "--disabled-pass", "CallTIRRewrite"],
+            r"\(disabled: CallTIRRewrite\) failed: CodeGenVM cannot emit",
+        ),
     ],
 )
 def test_compile_errors(tmp_path, matmul_model, capsys, make_args, message):

@@ -114,8 +114,11 @@ def compile_model(
         except TvmPruneError:
             raise
         except Exception as exc:
+            # A disabled pass the build needs (CallTIRRewrite, LegalizeOps) fails here.
+            disabled = f" (disabled: {', '.join(disabled_passes)})" if disabled_passes else ""
             raise CompileError(
-                f"{model.source}: compiling for target {preset.name} failed: {tvm_error_line(exc)}"
+                f"{model.source}: compiling for target {preset.name}{disabled} failed: "
+                f"{tvm_error_line(exc)}"
             ) from exc
     seconds["build"] = time.perf_counter() - start
 

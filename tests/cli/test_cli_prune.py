@@ -140,3 +140,28 @@ def test_gates_without_labels_is_a_one_line_error(capsys):
     args = ["prune", str(DIGITS / "digits_cnn.onnx"), "--method", "channel", "--macs", "0.5"]
     assert main([*args, "--importance", "gates"]) == 2
     assert "train on labels" in capsys.readouterr().err.strip().splitlines()[-1]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["prune", "--method", "magnitude", "--sparsity", "0.5", "--macs", "0.5"],
+            "--macs: for channel pruning only, not for method magnitude",
+        ),
+        (
+            ["prune", "--method", "channel", "--macs", "0.7", "--sparsity", "0.5", "--metric=kl"],
+            "--sparsity, --metric: for weight pruning only, not for method channel",
+        ),
+        (
+            ["compile", "--prune", "greedy", "--sparsity", "0.5", "--fine-tune", "3"],
+            "--fine-tune: for channel pruning only, not for method greedy",
+        ),
+    ],
+)
+def test_options_of_the_other_kind_of_pruning_are_refused(tmp_path, capsys, args, message):
+    out = tmp_path / "never.onnx"
+    command, *options = args
+    assert main([command, str(DIGITS / "digits_cnn.onnx"), *options, "-o", str(out)]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1].endswith(message)
+    assert not out.exists()

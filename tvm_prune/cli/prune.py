@@ -59,6 +59,7 @@ def prune_from_args(model, args: argparse.Namespace):
     from ..prune.api import prune_model
     from ..prune.data import load_calibration
 
+    _refuse_options_of_the_other_kind(args)
     if args.report:
         check_writable(Path(args.report))
     data = load_calibration(args.calib, model) if args.calib else None
@@ -91,6 +92,29 @@ def prune_from_args(model, args: argparse.Namespace):
 
     _write_outputs(args, pruned, lambda folder: write_plots(plan, folder))
     return pruned, plan
+
+
+# Options only one kind of pruning reads, with the value that means "not given".
+WEIGHT_ONLY = {
+    "sparsity": None,
+    "metric": None,
+    "accuracy": None,
+    "compensation": None,
+    "raw_weights": False,
+}
+CHANNEL_ONLY = {"macs": None, "importance": "l1", "round_channels": 1, "fine_tune": 0}
+
+
+def _refuse_options_of_the_other_kind(args: argparse.Namespace) -> None:
+    """An option the chosen method would ignore is refused rather than silently dropped."""
+    from ..prune.api import PruneError
+
+    other = WEIGHT_ONLY if args.method == "channel" else CHANNEL_ONLY
+    given = [name for name, unset in other.items() if getattr(args, name) != unset]
+    if given:
+        flags = ", ".join("--" + name.replace("_", "-") for name in given)
+        kind = "weight pruning" if args.method == "channel" else "channel pruning"
+        raise PruneError(f"{flags}: for {kind} only, not for method {args.method}")
 
 
 def _prune_channels(model, args: argparse.Namespace, data):

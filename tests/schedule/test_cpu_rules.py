@@ -152,6 +152,15 @@ CASES = {
         "Conv2d",
     ),
     "conv_transpose": ("ConvTranspose", (1, 8, 6, 6), (8, 4, 2, 2), {"strides": [2, 2]}, "Conv2d"),
+    # Overlapping windows and whole channel vectors: legalised with a flipped, transposed kernel
+    # ([C, K, R, S] read as [K, C, R, S]), which the channel-vector recipe cannot repack.
+    "conv_transpose_3x3_s2": (
+        "ConvTranspose",
+        (1, 8, 6, 6),
+        (8, 16, 3, 3),
+        {"strides": [2, 2], "pads": [1] * 4, "output_padding": [1, 1]},
+        "Conv2d",
+    ),
     "dense": ("Gemm", (3, 40), (40, 24), {}, "Matmul"),
     # One row: the weights repacked in column panels (folded at compile time).
     "dense_one_row": ("Gemm", (1, 96), (96, 40), {}, "Matmul"),

@@ -65,7 +65,10 @@ def applies(sch: s_tir.Schedule, info: ReductionInfo, params: CpuParams) -> bool
     )
 
 
-def schedule_channel_vectors(sch: s_tir.Schedule, info: ReductionInfo, params: CpuParams) -> None:
+def schedule_channel_vectors(sch: s_tir.Schedule, info: ReductionInfo, params: CpuParams) -> bool:
+    """Schedule the conv; False (``sch`` only partly changed: start again from the function)
+    when its weights stop being readable output-channel first once the blocks around it are
+    inlined (a transposed conv's flipped ``[C, K, R, S]`` kernel)."""
     lanes = params.lanes(info.dtype)
     weights_first = _weights_dominate(sch, info, weight_read_index(sch, info))
     # Taps in a kernel row, read before flattening (which turns unit reduction axes spatial),
@@ -76,6 +79,9 @@ def schedule_channel_vectors(sch: s_tir.Schedule, info: ReductionInfo, params: C
     row_taps = info.extents[info.reduction[-1]]
     stride = width_stride(sch, info) if row_taps > 3 else 1
     inline_around(sch, info.block)
+    weight_index = weight_read_index(sch, info)
+    if weight_index is None:
+        return False
     epilogue = single_epilogue(sch, info.block)
     # A pointwise conv whose input overflows L1 runs over all its pixels at once (rows and
     # columns flattened), a block of input channels at a time: each block's input stays in L1
@@ -102,7 +108,7 @@ def schedule_channel_vectors(sch: s_tir.Schedule, info: ReductionInfo, params: C
     main = info.block
     block = vectors * lanes
     # Repack the weights: [K, C, R, S] -> [K / block, C, R, S, block].
-    packed = sch.cache_read(main, weight_read_index(sch, info), "global")
+    packed = sch.cache_read(main, weight_index, "global")
     sch.annotate(packed, PREPROC_ATTR, True)
     sch.transform_layout(
         packed,
@@ -180,6 +186,7 @@ def schedule_channel_vectors(sch: s_tir.Schedule, info: ReductionInfo, params: C
             parallel_if_worth(sch, sch.get_loops(block)[0], block_work(sch, block))
         elif has_if_then_else(sch, block) and not is_reduction_block(sch, block):
             schedule_injective_block(sch, block, params, info.dtype)
+    return True
 
 
 def register_block(

@@ -35,9 +35,11 @@ class Conv2d(CpuScheduleRule):
             )
         params = cpu_params(target)
         if channel_vectors.applies(sch, info, params) and not _few_channel_pointwise(info, params):
-            channel_vectors.schedule_channel_vectors(sch, info, params)
-        else:
-            schedule_output_tiles(sch, info, params)
+            if channel_vectors.schedule_channel_vectors(sch, info, params):
+                return sch
+            sch = s_tir.Schedule(func)
+            info, _ = analyse_reduction(sch)
+        schedule_output_tiles(sch, info, params)
         return sch
 
 

@@ -79,6 +79,8 @@ def analyse_reduction(sch: s_tir.Schedule) -> tuple[ReductionInfo | None, str]:
     if len(stmt.writes) != 1:
         return None, "more than one output"
     write = stmt.writes[0]
+    if not write.region:
+        return None, "a scalar output"
     last = write.region[-1].min
     vars_ = [iv.var for iv in stmt.iter_vars]
     vector_axis = next((i for i in spatial if last.same_as(vars_[i])), None)

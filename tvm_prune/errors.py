@@ -61,5 +61,5 @@ def tvm_error_line(exc: BaseException) -> str:
         for line in str(exc).splitlines()
         if line.strip() and not line.startswith((" ", "\t", "Traceback", "File "))
     ]
-    flagged = [line for line in lines if "rror" in line or "Check failed" in line]
+    flagged = [line for line in lines if "error" in line.lower() or "Check failed" in line]
     return (flagged or lines or [type(exc).__name__])[0][:300]

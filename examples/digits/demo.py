@@ -48,12 +48,12 @@ def main(argv: list[str] | None = None) -> int:
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(args.output or tmp)
+        model = tvm_prune.load_onnx(MODEL)
         start = time.perf_counter()
-        dense = tvm_prune.compile(MODEL, target=args.target, output=folder / "digits.tar")
+        dense = tvm_prune.compile(model, target=args.target, output=folder / "digits.tar")
         compile_s = time.perf_counter() - start
         print(f"compiled for {args.target} in {compile_s:.1f} s", file=sys.stderr)
 
-        model = tvm_prune.load_onnx(MODEL)
         start = time.perf_counter()
         pruned_model, report = prune_model_channels(
             model,

@@ -19,6 +19,18 @@ logger = logging.getLogger("tvm_prune")
 METHODS = (*api.METHODS, "channel")
 
 
+# Options only one kind of pruning reads, with their defaults (the value that means "not
+# given"; the parser's defaults come from here).
+WEIGHT_ONLY = {
+    "sparsity": None,
+    "metric": None,
+    "accuracy": None,
+    "compensation": None,
+    "raw_weights": False,
+}
+CHANNEL_ONLY = {"macs": None, "importance": "l1", "round_channels": 1, "fine_tune": 0}
+
+
 def add_parser(sub) -> argparse.ArgumentParser:
     parser = sub.add_parser("prune", help=texts.PRUNE, description=texts.PRUNE)
     parser.add_argument("model", help=texts.PRUNE_MODEL)
@@ -43,13 +55,22 @@ def add_prune_options(parser: argparse.ArgumentParser, *, flag: str, required: b
     parser.add_argument("--raw-weights", action="store_true", help=texts.RAW_WEIGHTS)
     parser.add_argument("--macs", type=arguments.fraction, help=texts.MACS)
     parser.add_argument(
-        "--importance", choices=api.IMPORTANCES, default="l1", help=texts.IMPORTANCE
+        "--importance",
+        choices=api.IMPORTANCES,
+        default=CHANNEL_ONLY["importance"],
+        help=texts.IMPORTANCE,
     )
     parser.add_argument(
-        "--round-channels", type=arguments.positive_int, default=1, help=texts.ROUND_CHANNELS
+        "--round-channels",
+        type=arguments.positive_int,
+        default=CHANNEL_ONLY["round_channels"],
+        help=texts.ROUND_CHANNELS,
     )
     parser.add_argument(
-        "--fine-tune", type=arguments.non_negative_int, default=0, help=texts.FINE_TUNE
+        "--fine-tune",
+        type=arguments.non_negative_int,
+        default=CHANNEL_ONLY["fine_tune"],
+        help=texts.FINE_TUNE,
     )
 
 
@@ -92,17 +113,6 @@ def prune_from_args(model, args: argparse.Namespace):
 
     _write_outputs(args, pruned, lambda folder: write_plots(plan, folder))
     return pruned, plan
-
-
-# Options only one kind of pruning reads, with the value that means "not given".
-WEIGHT_ONLY = {
-    "sparsity": None,
-    "metric": None,
-    "accuracy": None,
-    "compensation": None,
-    "raw_weights": False,
-}
-CHANNEL_ONLY = {"macs": None, "importance": "l1", "round_channels": 1, "fine_tune": 0}
 
 
 def _refuse_options_of_the_other_kind(args: argparse.Namespace) -> None:
